@@ -6,7 +6,7 @@
 //! closure is a `Progress`.
 //!
 //! ```
-//! use nanoml_core::progress::{Progress, ProgressCounter, ProgressUpdate};
+//! use nanoml_core::progress::{ProgressCounter, ProgressUpdate};
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //!
 //! let last = AtomicU64::new(0);
