@@ -76,7 +76,7 @@ pub fn euler_number_legacy<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>) -> Re
     let Some((r0, r1, c0, c1)) = bounding_box(mask) else { return Ok(0) };
     let crop = mask.slice(s![r0..r1, c0..c1]);
     let mut background = RunComponents::new(&crop, false, Connectivity::Eight, false)?;
-    Ok(1 - background.count_not_touching_border(r1 - r0, c1 - c0) as i64)
+    Ok(1 - background.count_not_touching_border() as i64)
 }
 
 /// Number of holes: background components (with the connectivity complementary to
@@ -85,9 +85,8 @@ pub fn euler_number_legacy<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>) -> Re
 /// # Errors
 /// Only for images of 2³² − 1 pixels or more.
 pub fn count_holes<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity) -> Result<usize> {
-    let (rows, cols) = mask.dim();
     let mut background = RunComponents::new(mask, false, connectivity.complement(), false)?;
-    Ok(background.count_not_touching_border(rows, cols))
+    Ok(background.count_not_touching_border())
 }
 
 /// Half-open bounding box `(row_start, row_end, col_start, col_end)` of the foreground.

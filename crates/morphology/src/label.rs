@@ -5,7 +5,9 @@
 //! numbered `1..=count` in raster order of each component's first pixel, and background is
 //! 0 — the numbering of `skimage.measure.label(mask, connectivity=…)`.
 
+use crate::bits::{BitImage, shl1, shr1};
 use crate::{Error, Result};
+use rayon::prelude::*;
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 
 /// Which pixels touch.
@@ -47,18 +49,19 @@ pub struct Labels {
     pub count: usize,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Run {
-    row: u32,
-    start: u32,
-    /// One past the last column.
-    end: u32,
-}
-
-/// Runs of one image and the union–find that joins them into components.
+/// Runs of one image (struct of arrays) and the union–find that joins them.
+///
+/// Run `i` covers columns `start[i]..end[i]` of its row; the runs of row `r` are
+/// `row_start[r]..row_start[r + 1]`, in column order. `parent[i] <= i` always holds: the
+/// root of a component is its earliest run in raster order.
 pub(crate) struct RunComponents {
-    runs: Vec<Run>,
+    rows: usize,
+    cols: usize,
+    start: Vec<u32>,
+    end: Vec<u32>,
+    row_start: Vec<usize>,
     parent: Vec<u32>,
+    flattened: bool,
 }
 
 fn find(parent: &mut [u32], mut i: u32) -> u32 {
@@ -80,103 +83,200 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
+/// Joins the runs `below` of a row with the runs `above` of the row over it. `reach` is 0
+/// for 4-connectivity (columns must overlap) and 1 for 8-connectivity (corners touch).
+fn join_rows(parent: &mut [u32], start: &[u32], end: &[u32], above: std::ops::Range<usize>, below: std::ops::Range<usize>, reach: u32) {
+    let mut j = above.start;
+    for i in below {
+        let (s, e) = (start[i], end[i]);
+        while j < above.end && end[j] + reach <= s {
+            j += 1;
+        }
+        // Runs j, j+1, … of the row above touch this run while they start before its end
+        // (plus the corner reach). The last of them may touch the next run too, so `j`
+        // stays on it.
+        let mut k = j;
+        let mut root = find(parent, i as u32);
+        while k < above.end && start[k] < e + reach {
+            let other = find(parent, k as u32);
+            if other < root {
+                parent[root as usize] = other;
+                root = other;
+            } else if other > root {
+                parent[other as usize] = root;
+            }
+            k += 1;
+        }
+    }
+}
+
+/// Runs of rows `r0..r1`, joined among themselves; indices local to the strip.
+struct Strip {
+    start: Vec<u32>,
+    end: Vec<u32>,
+    /// Offsets of each row's first run, plus a final entry.
+    row_start: Vec<usize>,
+    parent: Vec<u32>,
+}
+
+fn strip(bits: &BitImage, value: bool, rows: std::ops::Range<usize>, reach: u32) -> Strip {
+    let (cols, wpr) = (bits.cols, bits.words_per_row);
+    // Bits that are real pixels (the spare bits after the last column are not).
+    let valid = |k: usize| -> u64 {
+        let first = 64 * k;
+        if first + 64 <= cols {
+            u64::MAX
+        } else if first >= cols {
+            0
+        } else {
+            (1u64 << (cols - first)) - 1
+        }
+    };
+    let mut row_bits = vec![0u64; wpr];
+    let load = |r: usize, out: &mut [u64]| {
+        for (k, w) in out.iter_mut().enumerate() {
+            let b = bits.row(r)[k];
+            *w = if value { b } else { !b & valid(k) };
+        }
+    };
+    // Count first, so that the run arrays are allocated once.
+    let mut n = 0usize;
+    for r in rows.clone() {
+        load(r, &mut row_bits);
+        n += (0..wpr).map(|k| (row_bits[k] & !shl1(&row_bits, k)).count_ones() as usize).sum::<usize>();
+    }
+    let mut start = Vec::with_capacity(n);
+    let mut end = Vec::with_capacity(n);
+    let mut row_start = Vec::with_capacity(rows.len() + 1);
+    for r in rows {
+        row_start.push(start.len());
+        load(r, &mut row_bits);
+        // A run starts where a pixel is set and its left neighbour is not, and ends
+        // (exclusively) after a set pixel whose right neighbour is not.
+        for k in 0..wpr {
+            let mut starts = row_bits[k] & !shl1(&row_bits, k);
+            while starts != 0 {
+                start.push((64 * k) as u32 + starts.trailing_zeros());
+                starts &= starts - 1;
+            }
+            let mut ends = row_bits[k] & !shr1(&row_bits, k);
+            while ends != 0 {
+                end.push((64 * k) as u32 + ends.trailing_zeros() + 1);
+                ends &= ends - 1;
+            }
+        }
+    }
+    row_start.push(start.len());
+    let mut parent: Vec<u32> = (0..start.len() as u32).collect();
+    for r in 1..row_start.len() - 1 {
+        join_rows(&mut parent, &start, &end, row_start[r - 1]..row_start[r], row_start[r]..row_start[r + 1], reach);
+    }
+    Strip { start, end, row_start, parent }
+}
+
 impl RunComponents {
     /// Runs of the pixels where `mask == value`, joined with `connectivity`; with `periodic`
     /// the image is a torus.
     pub(crate) fn new<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, value: bool, connectivity: Connectivity, periodic: bool) -> Result<Self> {
+        // Strips of at least 64 rows, about four per thread, are labelled in parallel.
+        let strips = (mask.nrows() / 64).clamp(1, 4 * rayon::current_num_threads());
+        Self::with_strips(mask, value, connectivity, periodic, strips)
+    }
+
+    fn with_strips<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, value: bool, connectivity: Connectivity, periodic: bool, strips: usize) -> Result<Self> {
         let (rows, cols) = mask.dim();
         if rows.checked_mul(cols).is_none_or(|n| n >= u32::MAX as usize) {
             return Err(Error::invalid("mask", format!("{rows}x{cols}"), "fewer than 2^32 - 1 pixels"));
         }
-        let mut runs = Vec::new();
-        let mut row_start = Vec::with_capacity(rows + 1);
-        for (r, row) in mask.outer_iter().enumerate() {
-            row_start.push(runs.len());
-            let mut push_runs = |it: &mut dyn Iterator<Item = bool>| {
-                let mut start = None;
-                for (c, v) in it.enumerate() {
-                    match (v == value, start) {
-                        (true, None) => start = Some(c),
-                        (false, Some(s)) => {
-                            runs.push(Run { row: r as u32, start: s as u32, end: c as u32 });
-                            start = None;
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(s) = start {
-                    runs.push(Run { row: r as u32, start: s as u32, end: cols as u32 });
-                }
-            };
-            match row.as_slice() {
-                Some(s) => push_runs(&mut s.iter().copied()),
-                None => push_runs(&mut row.iter().copied()),
-            }
-        }
-        row_start.push(runs.len());
-        let mut parent: Vec<u32> = (0..runs.len() as u32).collect();
-        // Reach of a run into the next row: 4-connectivity needs column overlap, 8 also
-        // accepts touching corners.
+        let bits = BitImage::from_mask(mask);
         let reach = u32::from(connectivity == Connectivity::Eight);
-        let join_rows = |parent: &mut Vec<u32>, above: std::ops::Range<usize>, below: std::ops::Range<usize>| {
-            let mut j = above.start;
-            for i in below {
-                let cur = runs[i];
-                while j < above.end && runs[j].end + reach <= cur.start {
-                    j += 1;
-                }
-                let mut k = j;
-                while k < above.end && runs[k].start < cur.end + reach {
-                    union(parent, i as u32, k as u32);
-                    k += 1;
-                }
-            }
-        };
-        for r in 1..rows {
-            join_rows(&mut parent, row_start[r - 1]..row_start[r], row_start[r]..row_start[r + 1]);
+        let strips = strips.clamp(1, rows.max(1));
+        let bounds: Vec<std::ops::Range<usize>> = (0..strips).map(|i| i * rows / strips..(i + 1) * rows / strips).collect();
+        let parts: Vec<Strip> = bounds.par_iter().map(|b| strip(&bits, value, b.clone(), reach)).collect();
+        let total: usize = parts.iter().map(|p| p.start.len()).sum();
+        let (mut start, mut end, mut parent) = (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
+        let mut row_start = Vec::with_capacity(rows + 1);
+        for part in parts {
+            let offset = start.len();
+            start.extend_from_slice(&part.start);
+            end.extend_from_slice(&part.end);
+            parent.extend(part.parent.iter().map(|&p| p + offset as u32));
+            row_start.extend(part.row_start[..part.row_start.len() - 1].iter().map(|&o| o + offset));
+        }
+        row_start.push(start.len());
+        let mut comps = RunComponents { rows, cols, start, end, row_start, parent, flattened: false };
+        // Seams between strips.
+        for b in bounds.iter().skip(1).filter(|b| b.start > 0 && b.start < rows) {
+            comps.join(b.start - 1, b.start, reach);
         }
         if periodic && rows > 0 && cols > 0 {
-            let row_runs = |r: usize| row_start[r]..row_start[r + 1];
-            // Top and bottom rows touch.
-            join_rows(&mut parent, row_runs(rows - 1), row_runs(0));
-            for r in 0..rows {
-                let this = row_runs(r);
-                // A row's first and last columns touch.
-                if let (Some(first), Some(last)) = (this.clone().next(), this.clone().last()) {
-                    if runs[first].start == 0 && runs[last].end == cols as u32 {
-                        union(&mut parent, first as u32, last as u32);
-                    }
+            comps.join_periodic(connectivity, reach);
+        }
+        Ok(comps)
+    }
+
+    fn row_runs(&self, r: usize) -> std::ops::Range<usize> {
+        self.row_start[r]..self.row_start[r + 1]
+    }
+
+    fn join(&mut self, above: usize, below: usize, reach: u32) {
+        let (a, b) = (self.row_runs(above), self.row_runs(below));
+        join_rows(&mut self.parent, &self.start, &self.end, a, b, reach);
+    }
+
+    fn join_periodic(&mut self, connectivity: Connectivity, reach: u32) {
+        let (rows, cols) = (self.rows, self.cols as u32);
+        // Top and bottom rows touch.
+        self.join(rows - 1, 0, reach);
+        for r in 0..rows {
+            let this = self.row_runs(r);
+            let first = this.clone().next().filter(|&i| self.start[i] == 0);
+            let last = this.clone().last().filter(|&i| self.end[i] == cols);
+            // A row's first and last columns touch.
+            if let (Some(f), Some(l)) = (first, last) {
+                union(&mut self.parent, f as u32, l as u32);
+            }
+            // With 8-connectivity, corners touch across the column seam between vertically
+            // adjacent rows.
+            if connectivity == Connectivity::Eight {
+                let next = self.row_runs((r + 1) % rows);
+                let next_first = next.clone().next().filter(|&i| self.start[i] == 0);
+                let next_last = next.clone().last().filter(|&i| self.end[i] == cols);
+                if let (Some(a), Some(b)) = (last, next_first) {
+                    union(&mut self.parent, a as u32, b as u32);
                 }
-                // With 8-connectivity, corners touch across the column seam between
-                // vertically adjacent rows.
-                if connectivity == Connectivity::Eight {
-                    let next = row_runs((r + 1) % rows);
-                    let touches_left = |range: std::ops::Range<usize>| range.clone().next().filter(|&i| runs[i].start == 0);
-                    let touches_right = |range: std::ops::Range<usize>| range.clone().last().filter(|&i| runs[i].end == cols as u32);
-                    if let (Some(a), Some(b)) = (touches_right(this.clone()), touches_left(next.clone())) {
-                        union(&mut parent, a as u32, b as u32);
-                    }
-                    if let (Some(a), Some(b)) = (touches_left(this), touches_right(next)) {
-                        union(&mut parent, a as u32, b as u32);
-                    }
+                if let (Some(a), Some(b)) = (first, next_last) {
+                    union(&mut self.parent, a as u32, b as u32);
                 }
             }
         }
-        Ok(RunComponents { runs, parent })
+    }
+
+    /// Points every run straight at its root. One ascending pass suffices because
+    /// `parent[i] <= i`: the parent's entry is final by the time `i` is reached.
+    fn flatten(&mut self) {
+        if !self.flattened {
+            for i in 0..self.parent.len() {
+                let p = self.parent[i] as usize;
+                self.parent[i] = self.parent[p];
+            }
+            self.flattened = true;
+        }
     }
 
     /// Final label (1-based, raster order of first pixel) of every run, and the count.
     pub(crate) fn run_labels(&mut self) -> (Vec<u32>, usize) {
-        let mut label_of_root = vec![0u32; self.runs.len()];
-        let mut labels = Vec::with_capacity(self.runs.len());
+        self.flatten();
+        let mut labels = vec![0u32; self.parent.len()];
         let mut next = 0u32;
-        for i in 0..self.runs.len() {
-            let root = find(&mut self.parent, i as u32) as usize;
-            if label_of_root[root] == 0 {
+        for i in 0..self.parent.len() {
+            let root = self.parent[i] as usize;
+            labels[i] = if root == i {
                 next += 1;
-                label_of_root[root] = next;
-            }
-            labels.push(label_of_root[root]);
+                next
+            } else {
+                labels[root]
+            };
         }
         (labels, next as usize)
     }
@@ -187,21 +287,41 @@ impl RunComponents {
     }
 
     /// Number of components none of whose pixels lies on the image border.
-    pub(crate) fn count_not_touching_border(&mut self, rows: usize, cols: usize) -> usize {
-        let mut touches = vec![false; self.runs.len()];
-        for i in 0..self.runs.len() {
-            let run = self.runs[i];
-            if run.row == 0 || run.row as usize + 1 == rows || run.start == 0 || run.end as usize == cols {
-                let root = find(&mut self.parent, i as u32) as usize;
-                touches[root] = true;
+    pub(crate) fn count_not_touching_border(&mut self) -> usize {
+        self.flatten();
+        let mut touches = vec![false; self.parent.len()];
+        for r in 0..self.rows {
+            for i in self.row_runs(r) {
+                if r == 0 || r + 1 == self.rows || self.start[i] == 0 || self.end[i] as usize == self.cols {
+                    touches[self.parent[i] as usize] = true;
+                }
             }
         }
-        (0..self.runs.len()).filter(|&i| self.parent[i] == i as u32 && !touches[i]).count()
+        (0..self.parent.len()).filter(|&i| self.parent[i] == i as u32 && !touches[i]).count()
     }
 
-    pub(crate) fn runs_with_labels(&mut self) -> impl Iterator<Item = (usize, usize, usize, u32)> + '_ {
-        let (labels, _) = self.run_labels();
-        self.runs.iter().zip(labels).map(|(r, l)| (r.row as usize, r.start as usize, r.end as usize, l))
+    /// The label image (row-major), filled in parallel over strips of rows.
+    pub(crate) fn label_image(&mut self) -> (Vec<u32>, usize) {
+        let (labels, count) = self.run_labels();
+        let (rows, cols) = (self.rows, self.cols);
+        let mut flat = vec![0u32; rows * cols];
+        if cols == 0 {
+            return (flat, count);
+        }
+        let chunk_rows = 64;
+        flat.par_chunks_mut(chunk_rows * cols).enumerate().for_each(|(chunk, out)| {
+            let r0 = chunk * chunk_rows;
+            for (dr, row) in out.chunks_mut(cols).enumerate() {
+                for i in self.row_runs(r0 + dr) {
+                    let l = labels[i];
+                    // Runs are short on noisy masks: a plain loop beats a `fill` call each.
+                    for v in &mut row[self.start[i] as usize..self.end[i] as usize] {
+                        *v = l;
+                    }
+                }
+            }
+        });
+        (flat, count)
     }
 }
 
@@ -234,12 +354,8 @@ pub fn label_periodic<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivi
 
 fn label_impl<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity, periodic: bool) -> Result<Labels> {
     let mut comps = RunComponents::new(mask, true, connectivity, periodic)?;
-    let mut image = Array2::<u32>::zeros(mask.dim());
-    let mut count = 0;
-    for (r, start, end, l) in comps.runs_with_labels() {
-        image.row_mut(r).slice_mut(ndarray::s![start..end]).fill(l);
-        count = count.max(l as usize);
-    }
+    let (flat, count) = comps.label_image();
+    let image = Array2::from_shape_vec(mask.dim(), flat).map_err(|e| Error::invalid("mask", e, "a 2-D shape"))?;
     Ok(Labels { image, count })
 }
 
@@ -310,6 +426,21 @@ mod tests {
         let d = array![[false, false, true], [true, false, false]];
         assert_eq!(label_periodic(&d, Connectivity::Four).unwrap().count, 2);
         assert_eq!(label_periodic(&d, Connectivity::Eight).unwrap().count, 1);
+    }
+
+    #[test]
+    fn labels_do_not_depend_on_the_number_of_strips() {
+        let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(12);
+        let mask = Array2::from_shape_fn((97, 70), |_| rng.bernoulli(0.55));
+        for conn in [Connectivity::Four, Connectivity::Eight] {
+            for periodic in [false, true] {
+                let reference = RunComponents::with_strips(&mask, true, conn, periodic, 1).unwrap().label_image();
+                for strips in [2, 3, 7, 97, 200] {
+                    let got = RunComponents::with_strips(&mask, true, conn, periodic, strips).unwrap().label_image();
+                    assert_eq!(got, reference, "{conn:?} periodic={periodic} strips={strips}");
+                }
+            }
+        }
     }
 
     proptest! {
