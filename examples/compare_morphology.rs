@@ -31,7 +31,10 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().context("usage: compare_morphology DIR [REPEATS]")?;
     let repeats: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(30).max(1);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "npy")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "npy"))
+        .collect();
     files.sort();
     for path in files {
         let mask: Array2<bool> = npy::read(&path)?;

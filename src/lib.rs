@@ -1,8 +1,24 @@
 //! # nanoml
 //!
-//! Machine learning on nanoscale microscopy images, as one facade over the nanoml crates.
-//! See the README for the map of crates.
+//! Machine learning on nanoscale microscopy images: physics simulations make labelled
+//! training data, networks trained on them find, clean, classify and measure structures
+//! in real AFM/STM and HRTEM images.
+//!
+//! This facade re-exports the member crates under short names and, as they land, holds the
+//! workflows that combine them:
+//!
+//! | module | crate | what |
+//! |---|---|---|
+//! | [`core`] | `nanoml-core` | seed policy and RNG, progress callbacks, PNG/NPY I/O, resampling, affine warps, sliding windows |
+//! | [`morphology`] | `nanoml-morphology` | labelling, Euler numbers, perimeters, Minkowski functionals, region properties, homogeneity tests |
+//!
+//! ```
+//! use nanoml::morphology::{euler_number, Connectivity};
+//! let ring = ndarray::array![[true, true, true], [true, false, true], [true, true, true]];
+//! assert_eq!(euler_number(&ring, Connectivity::Eight), 0);
+//! ```
 #![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
 
 pub use nanoml_core as core;
 pub use nanoml_morphology as morphology;

@@ -122,7 +122,6 @@ mod tests {
             }
         });
         assert_eq!(counter.done(), 100);
-        drop(counter);
         let mut seen = seen.lock().unwrap().clone();
         seen.sort_unstable();
         assert_eq!(seen, (0..=100).collect::<Vec<_>>());

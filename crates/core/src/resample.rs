@@ -116,7 +116,11 @@ pub fn resize_bilinear<F: Float + Send + Sync>(image: ArrayView2<'_, F>, shape: 
 ///
 /// # Errors
 /// As [`resize_nearest`].
-pub fn resize<F: Float + Send + Sync>(image: ArrayView2<'_, F>, shape: (usize, usize), interpolation: Interpolation) -> Result<Array2<F>> {
+pub fn resize<F: Float + Send + Sync>(
+    image: ArrayView2<'_, F>,
+    shape: (usize, usize),
+    interpolation: Interpolation,
+) -> Result<Array2<F>> {
     match interpolation {
         Interpolation::Nearest => resize_nearest(image, shape),
         Interpolation::Bilinear => resize_bilinear(image, shape),

@@ -66,7 +66,12 @@ impl Affine2 {
     pub fn then(self, other: Affine2) -> Self {
         let [[a, b, tx], [c, d, ty]] = self.matrix;
         let [[e, f, ux], [g, h, uy]] = other.matrix;
-        Affine2 { matrix: [[e * a + f * c, e * b + f * d, e * tx + f * ty + ux], [g * a + h * c, g * b + h * d, g * tx + h * ty + uy]] }
+        Affine2 {
+            matrix: [
+                [e * a + f * c, e * b + f * d, e * tx + f * ty + ux],
+                [g * a + h * c, g * b + h * d, g * tx + h * ty + uy],
+            ],
+        }
     }
 
     /// The same map performed about the point `(cx, cy)` instead of the origin.
@@ -109,7 +114,11 @@ fn fetch(image: &ArrayView2<'_, f32>, r: isize, c: isize, padding: Padding) -> f
     let (h, w) = (image.nrows() as isize, image.ncols() as isize);
     match padding {
         Padding::Zero => {
-            if r < 0 || c < 0 || r >= h || c >= w { 0.0 } else { image[[r as usize, c as usize]] }
+            if r < 0 || c < 0 || r >= h || c >= w {
+                0.0
+            } else {
+                image[[r as usize, c as usize]]
+            }
         }
         Padding::Periodic => image[[r.rem_euclid(h) as usize, c.rem_euclid(w) as usize]],
         Padding::Edge => image[[r.clamp(0, h - 1) as usize, c.clamp(0, w - 1) as usize]],
@@ -128,7 +137,9 @@ pub fn sample_bilinear(image: ArrayView2<'_, f32>, x: f64, y: f64, padding: Padd
     // the nearest in-range position anyway.
     let lim = 4.0 * (image.nrows() + image.ncols()) as f64 + 4.0;
     let (c0, r0) = match padding {
-        Padding::Periodic => (x0.rem_euclid(image.ncols() as f64) as isize, y0.rem_euclid(image.nrows() as f64) as isize),
+        Padding::Periodic => {
+            (x0.rem_euclid(image.ncols() as f64) as isize, y0.rem_euclid(image.nrows() as f64) as isize)
+        }
         _ => (x0.clamp(-lim, lim) as isize, y0.clamp(-lim, lim) as isize),
     };
     let p00 = fetch(&image, r0, c0, padding);
@@ -149,14 +160,21 @@ pub fn sample_bilinear(image: ArrayView2<'_, f32>, x: f64, y: f64, padding: Padd
 /// # Errors
 /// [`Error::EmptyInput`] for an empty image, [`Error::InvalidParameter`] for a zero-sized
 /// `shape` or a singular `transform`.
-pub fn warp_affine(image: ArrayView2<'_, f32>, transform: &Affine2, shape: (usize, usize), padding: Padding) -> Result<Array2<f32>> {
+pub fn warp_affine(
+    image: ArrayView2<'_, f32>,
+    transform: &Affine2,
+    shape: (usize, usize),
+    padding: Padding,
+) -> Result<Array2<f32>> {
     if image.is_empty() {
         return Err(Error::EmptyInput { op: "warp_affine", name: "image" });
     }
     if shape.0 == 0 || shape.1 == 0 {
         return Err(Error::invalid("shape", format!("{shape:?}"), "both sides >= 1"));
     }
-    let inv = transform.inverse().ok_or_else(|| Error::invalid("transform", format!("{:?}", transform.matrix), "an invertible, finite affine map"))?;
+    let inv = transform.inverse().ok_or_else(|| {
+        Error::invalid("transform", format!("{:?}", transform.matrix), "an invertible, finite affine map")
+    })?;
     let mut out = vec![0.0f32; shape.0 * shape.1];
     out.par_chunks_mut(shape.1).enumerate().for_each(|(r, row)| {
         for (c, o) in row.iter_mut().enumerate() {
@@ -198,7 +216,8 @@ mod tests {
         for n in [4usize, 5] {
             let a = random(n, n, n as u64);
             let centre = (n as f64 - 1.0) / 2.0;
-            let out = warp_affine(a.view(), &Affine2::rotation(FRAC_PI_2).about(centre, centre), (n, n), Padding::Zero).unwrap();
+            let out = warp_affine(a.view(), &Affine2::rotation(FRAC_PI_2).about(centre, centre), (n, n), Padding::Zero)
+                .unwrap();
             // Counter-clockwise quarter turn: out[r][c] = in[c][n-1-r].
             for ((r, c), v) in out.indexed_iter() {
                 assert!((v - a[[c, n - 1 - r]]).abs() < 1e-5);

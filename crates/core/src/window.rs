@@ -63,15 +63,28 @@ impl WindowGrid {
     /// # Errors
     /// [`Error::InvalidParameter`] naming `size` or `stride` when either is zero or larger
     /// than the image, and naming `size` when the rule places no window.
-    pub fn new(shape: (usize, usize), size: (usize, usize), stride: (usize, usize), coverage: Coverage) -> Result<Self> {
+    pub fn new(
+        shape: (usize, usize),
+        size: (usize, usize),
+        stride: (usize, usize),
+        coverage: Coverage,
+    ) -> Result<Self> {
         if shape.0 == 0 || shape.1 == 0 {
             return Err(Error::EmptyInput { op: "WindowGrid::new", name: "image" });
         }
         if size.0 == 0 || size.1 == 0 || size.0 > shape.0 || size.1 > shape.1 {
-            return Err(Error::invalid("size", format!("{size:?}"), format!("each side in 1..={} x 1..={} (the image)", shape.0, shape.1)));
+            return Err(Error::invalid(
+                "size",
+                format!("{size:?}"),
+                format!("each side in 1..={} x 1..={} (the image)", shape.0, shape.1),
+            ));
         }
         if stride.0 == 0 || stride.1 == 0 || stride.0 > shape.0 || stride.1 > shape.1 {
-            return Err(Error::invalid("stride", format!("{stride:?}"), format!("each side in 1..={} x 1..={} (the image)", shape.0, shape.1)));
+            return Err(Error::invalid(
+                "stride",
+                format!("{stride:?}"),
+                format!("each side in 1..={} x 1..={} (the image)", shape.0, shape.1),
+            ));
         }
         let rows = offsets(shape.0, size.0, stride.0, coverage);
         let cols = offsets(shape.1, size.1, stride.1, coverage);
@@ -79,7 +92,9 @@ impl WindowGrid {
             return Err(Error::invalid(
                 "size",
                 format!("{size:?}"),
-                format!("small enough that the {coverage:?} rule places a window on a {shape:?} image (it needs image >= size + stride)"),
+                format!(
+                    "small enough that the {coverage:?} rule places a window on a {shape:?} image (it needs image >= size + stride)"
+                ),
             ));
         }
         Ok(WindowGrid { size, rows, cols })
@@ -135,7 +150,8 @@ impl WindowGrid {
 
     /// Whether every window lies inside an image of `shape`.
     pub fn fits(&self, shape: (usize, usize)) -> bool {
-        self.rows.last().is_some_and(|&r| r + self.size.0 <= shape.0) && self.cols.last().is_some_and(|&c| c + self.size.1 <= shape.1)
+        self.rows.last().is_some_and(|&r| r + self.size.0 <= shape.0)
+            && self.cols.last().is_some_and(|&c| c + self.size.1 <= shape.1)
     }
 }
 

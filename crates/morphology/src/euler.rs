@@ -15,9 +15,9 @@
 //!   as a cell complex on the torus: an island counts 1, a stripe that wraps around
 //!   counts 0, the full lattice counts 0.
 
+use crate::Result;
 use crate::label::{Connectivity, RunComponents};
 use crate::quad::QuadHistogram;
-use crate::Result;
 use ndarray::{ArrayBase, Data, Ix2, s};
 
 /// Gray's formula: χ4 = (Q1 − Q3 + 2·QD)/4, χ8 = (Q1 − Q3 − 2·QD)/4.
@@ -120,7 +120,8 @@ mod tests {
         for _ in 0..50 {
             let m = Array2::from_shape_fn((13, 17), |_| rng.bernoulli(0.5));
             let h = QuadHistogram::padded(&m).0;
-            let (h1, h6, h7, h8, h9, h14) = (h[1] as i64, h[6] as i64, h[7] as i64, h[8] as i64, h[9] as i64, h[14] as i64);
+            let (h1, h6, h7, h8, h9, h14) =
+                (h[1] as i64, h[6] as i64, h[7] as i64, h[8] as i64, h[9] as i64, h[14] as i64);
             assert_eq!(euler_number(&m, Connectivity::Four), h1 - h7 + h9);
             assert_eq!(euler_number(&m, Connectivity::Eight), h8 - h6 - h14);
         }
@@ -135,7 +136,12 @@ mod tests {
         assert_eq!(euler_number_legacy(&Array2::<bool>::from_elem((3, 3), false)).unwrap(), 0);
         // The hole is 4-connected to the outside only through a corner: 8-connected
         // background flood fill reaches it, so it is not a hole under the legacy rule.
-        let notch = array![[true, true, true, false], [true, false, true, true], [true, true, false, true], [true, true, true, true]];
+        let notch = array![
+            [true, true, true, false],
+            [true, false, true, true],
+            [true, true, false, true],
+            [true, true, true, true]
+        ];
         assert_eq!(euler_number_legacy(&notch).unwrap(), 0);
     }
 

@@ -7,8 +7,8 @@
 
 use crate::bits::{BitImage, shl1, shr1};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use ndarray::{Array2, ArrayBase, Data, Ix2};
+use rayon::prelude::*;
 
 /// Which pixels touch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -85,7 +85,14 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
 
 /// Joins the runs `below` of a row with the runs `above` of the row over it. `reach` is 0
 /// for 4-connectivity (columns must overlap) and 1 for 8-connectivity (corners touch).
-fn join_rows(parent: &mut [u32], start: &[u32], end: &[u32], above: std::ops::Range<usize>, below: std::ops::Range<usize>, reach: u32) {
+fn join_rows(
+    parent: &mut [u32],
+    start: &[u32],
+    end: &[u32],
+    above: std::ops::Range<usize>,
+    below: std::ops::Range<usize>,
+    reach: u32,
+) {
     let mut j = above.start;
     for i in below {
         let (s, e) = (start[i], end[i]);
@@ -177,13 +184,24 @@ fn strip(bits: &BitImage, value: bool, rows: std::ops::Range<usize>, reach: u32)
 impl RunComponents {
     /// Runs of the pixels where `mask == value`, joined with `connectivity`; with `periodic`
     /// the image is a torus.
-    pub(crate) fn new<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, value: bool, connectivity: Connectivity, periodic: bool) -> Result<Self> {
+    pub(crate) fn new<S: Data<Elem = bool>>(
+        mask: &ArrayBase<S, Ix2>,
+        value: bool,
+        connectivity: Connectivity,
+        periodic: bool,
+    ) -> Result<Self> {
         // Strips of at least 64 rows, about four per thread, are labelled in parallel.
         let strips = (mask.nrows() / 64).clamp(1, 4 * rayon::current_num_threads());
         Self::with_strips(mask, value, connectivity, periodic, strips)
     }
 
-    fn with_strips<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, value: bool, connectivity: Connectivity, periodic: bool, strips: usize) -> Result<Self> {
+    fn with_strips<S: Data<Elem = bool>>(
+        mask: &ArrayBase<S, Ix2>,
+        value: bool,
+        connectivity: Connectivity,
+        periodic: bool,
+        strips: usize,
+    ) -> Result<Self> {
         let (rows, cols) = mask.dim();
         if rows.checked_mul(cols).is_none_or(|n| n >= u32::MAX as usize) {
             return Err(Error::invalid("mask", format!("{rows}x{cols}"), "fewer than 2^32 - 1 pixels"));
@@ -191,10 +209,12 @@ impl RunComponents {
         let bits = BitImage::from_mask(mask);
         let reach = u32::from(connectivity == Connectivity::Eight);
         let strips = strips.clamp(1, rows.max(1));
-        let bounds: Vec<std::ops::Range<usize>> = (0..strips).map(|i| i * rows / strips..(i + 1) * rows / strips).collect();
+        let bounds: Vec<std::ops::Range<usize>> =
+            (0..strips).map(|i| i * rows / strips..(i + 1) * rows / strips).collect();
         let parts: Vec<Strip> = bounds.par_iter().map(|b| strip(&bits, value, b.clone(), reach)).collect();
         let total: usize = parts.iter().map(|p| p.start.len()).sum();
-        let (mut start, mut end, mut parent) = (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
+        let (mut start, mut end, mut parent) =
+            (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
         let mut row_start = Vec::with_capacity(rows + 1);
         for part in parts {
             let offset = start.len();
@@ -347,12 +367,16 @@ pub fn label<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Conne
 /// boundaries).
 ///
 /// # Errors
-/// As [`label`].
+/// As [`label()`].
 pub fn label_periodic<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity) -> Result<Labels> {
     label_impl(mask, connectivity, true)
 }
 
-fn label_impl<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity, periodic: bool) -> Result<Labels> {
+fn label_impl<S: Data<Elem = bool>>(
+    mask: &ArrayBase<S, Ix2>,
+    connectivity: Connectivity,
+    periodic: bool,
+) -> Result<Labels> {
     let mut comps = RunComponents::new(mask, true, connectivity, periodic)?;
     let (flat, count) = comps.label_image();
     let image = Array2::from_shape_vec(mask.dim(), flat).map_err(|e| Error::invalid("mask", e, "a 2-D shape"))?;
@@ -362,7 +386,7 @@ fn label_impl<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Conn
 /// Number of connected components of the foreground, without building a label image.
 ///
 /// # Errors
-/// As [`label`].
+/// As [`label()`].
 pub fn count_components<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity) -> Result<usize> {
     Ok(RunComponents::new(mask, true, connectivity, false)?.count())
 }

@@ -5,11 +5,11 @@
 //!
 //! | what | function | matches |
 //! |---|---|---|
-//! | connected components (4/8, optionally periodic) | [`label`], [`label_periodic`], [`count_components`] | `skimage.measure.label` |
+//! | connected components (4/8, optionally periodic) | [`label()`], [`label_periodic`], [`count_components`] | `skimage.measure.label` |
 //! | Euler number | [`euler_number`] | `skimage.measure.euler_number` (0.26) |
 //! | legacy region Euler number, `1 − holes` | [`euler_number_legacy`] | `regionprops(..).euler_number`, scikit-image ≤ 0.17 |
 //! | Euler number on a torus | [`euler_number_periodic`] | — |
-//! | perimeter | [`perimeter`] | `skimage.measure.perimeter` |
+//! | perimeter | [`perimeter()`] | `skimage.measure.perimeter` |
 //! | Crofton perimeter | [`perimeter_crofton`] | `skimage.measure.perimeter_crofton` |
 //! | Minkowski functionals | [`minkowski_functionals`] | Legland et al. 2007 |
 //! | eccentricity, equivalent diameter | [`region_props`], [`mask_region_props`] | `regionprops` |
@@ -22,7 +22,7 @@
 //! # Performance
 //! Euler numbers, Crofton perimeters and Minkowski functionals come from one histogram of
 //! 2×2 configurations computed on bit-packed rows (64 windows per machine word);
-//! [`perimeter`] classifies border pixels with bit-sliced neighbour counts; labelling
+//! [`perimeter()`] classifies border pixels with bit-sliced neighbour counts; labelling
 //! joins runs rather than pixels. See `docs/benchmarks.md` for the figures against
 //! scikit-image.
 //!
@@ -60,6 +60,6 @@ pub use perimeter::{CroftonDirections, Neighbourhood, area, perimeter, perimeter
 pub use quad::QuadHistogram;
 pub use regionprops::{MeanStd, RegionProps, RegionSummary, mask_region_props, region_props, summarize};
 pub use stats::{
-    EulerRule, HomogeneityFailure, HomogeneityParams, HomogeneityReport, ScaleInvarianceRow, ScaleInvariantStats, WindowStats, homogeneity,
-    scale_invariance, scale_invariant_stats,
+    EulerRule, HomogeneityFailure, HomogeneityParams, HomogeneityReport, ScaleInvarianceRow, ScaleInvariantStats,
+    WindowStats, homogeneity, scale_invariance, scale_invariant_stats,
 };

@@ -15,7 +15,7 @@
 //!   of directions nearest to each lattice direction: `c = (α, π/2 − α, π/4, π/4)/π` with
 //!   `α = atan2(dy, dx)` (all ¼ for square pixels, where `L` equals
 //!   [`perimeter_crofton`](crate::perimeter_crofton) with four directions);
-//! * **Euler characteristic** `χ` with the chosen connectivity ([`euler_number`](crate::euler_number)).
+//! * **Euler characteristic** `χ` with the chosen connectivity ([`euler_number`]).
 //!
 //! In the padded variant the image border is the border of the structure (zero padding:
 //! objects touching the edge are closed there). In the periodic variant the image is a
@@ -126,7 +126,11 @@ fn functionals(h: &QuadHistogram, euler: i64, spacing: Spacing) -> MinkowskiFunc
 ///
 /// # Errors
 /// [`Error::InvalidParameter`] for a spacing that is not finite and positive.
-pub fn minkowski_functionals<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity, spacing: Spacing) -> Result<MinkowskiFunctionals> {
+pub fn minkowski_functionals<S: Data<Elem = bool>>(
+    mask: &ArrayBase<S, Ix2>,
+    connectivity: Connectivity,
+    spacing: Spacing,
+) -> Result<MinkowskiFunctionals> {
     spacing.validate()?;
     let h = QuadHistogram::padded(mask);
     Ok(functionals(&h, euler_number(mask, connectivity), spacing))
@@ -136,7 +140,11 @@ pub fn minkowski_functionals<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, con
 ///
 /// # Errors
 /// As [`minkowski_functionals`].
-pub fn minkowski_functionals_periodic<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity, spacing: Spacing) -> Result<MinkowskiFunctionals> {
+pub fn minkowski_functionals_periodic<S: Data<Elem = bool>>(
+    mask: &ArrayBase<S, Ix2>,
+    connectivity: Connectivity,
+    spacing: Spacing,
+) -> Result<MinkowskiFunctionals> {
     spacing.validate()?;
     let h = QuadHistogram::periodic(mask);
     Ok(functionals(&h, crate::euler::euler_number_periodic(mask, connectivity), spacing))
@@ -168,7 +176,8 @@ mod tests {
         assert!((mf.area - 200.0).abs() < 1e-12);
         let alpha = 0.5f64.atan2(2.0);
         let diag = 0.5 * 2.0 / 2.0f64.hypot(0.5) * 0.25;
-        let expected = PI * (alpha / PI * 0.5 * 10.0 + (0.5 - alpha / PI) * 2.0 * 20.0 + 2.0 * diag * (10.0 + 20.0 - 1.0));
+        let expected =
+            PI * (alpha / PI * 0.5 * 10.0 + (0.5 - alpha / PI) * 2.0 * 20.0 + 2.0 * diag * (10.0 + 20.0 - 1.0));
         assert!((mf.perimeter - expected).abs() < 1e-9, "{} vs {expected}", mf.perimeter);
     }
 
@@ -180,6 +189,9 @@ mod tests {
         assert!((mf.quantimpy()[2] - 1.0 / PI).abs() < 1e-15);
         let e = minkowski_functionals(&array![[true]], Connectivity::Four, Spacing { dy: 0.0, dx: 1.0 }).unwrap_err();
         assert!(matches!(e, Error::InvalidParameter { name: "spacing.dy", .. }));
-        assert!(minkowski_functionals_periodic(&array![[true]], Connectivity::Four, Spacing { dy: 1.0, dx: f64::NAN }).is_err());
+        assert!(
+            minkowski_functionals_periodic(&array![[true]], Connectivity::Four, Spacing { dy: 1.0, dx: f64::NAN })
+                .is_err()
+        );
     }
 }

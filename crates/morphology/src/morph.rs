@@ -16,7 +16,7 @@ fn reflect(i: isize, n: usize) -> usize {
 }
 
 fn check_size(size: usize) -> Result<isize> {
-    if size == 0 || size % 2 == 0 {
+    if size == 0 || size.is_multiple_of(2) {
         return Err(Error::invalid("size", size, "an odd side length >= 1 (the square is centred on the pixel)"));
     }
     Ok((size / 2) as isize)
@@ -94,7 +94,9 @@ mod tests {
         let r = (size / 2) as isize;
         let (h, w) = mask.dim();
         Array2::from_shape_fn((h, w), |(i, j)| {
-            let mut vals = (-r..=r).flat_map(|di| (-r..=r).map(move |dj| (di, dj))).map(|(di, dj)| mask[[reflect(i as isize + di, h), reflect(j as isize + dj, w)]]);
+            let mut vals = (-r..=r)
+                .flat_map(|di| (-r..=r).map(move |dj| (di, dj)))
+                .map(|(di, dj)| mask[[reflect(i as isize + di, h), reflect(j as isize + dj, w)]]);
             if any { vals.any(|v| v) } else { vals.all(|v| v) }
         })
     }

@@ -1,6 +1,6 @@
 //! Area and perimeter estimators of binary images.
 //!
-//! * [`perimeter`] is identical to `skimage.measure.perimeter`: the border pixels (pixels
+//! * [`perimeter()`] is identical to `skimage.measure.perimeter`: the border pixels (pixels
 //!   of the mask removed by an erosion with the 4- or 8-neighbourhood, the image edge
 //!   counting as background) are classified by their border neighbours, and each class
 //!   contributes 1, √2 or (1 + √2)/2 (Benkrid & Crookes).
@@ -17,7 +17,7 @@ use crate::{Error, Result};
 use ndarray::{ArrayBase, Data, Ix2};
 use std::f64::consts::{PI, SQRT_2};
 
-/// The neighbourhood of the erosion that finds border pixels in [`perimeter`].
+/// The neighbourhood of the erosion that finds border pixels in [`perimeter()`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Neighbourhood {
     /// Cross-shaped erosion (scikit-image's default, `neighborhood=4`).
@@ -96,7 +96,9 @@ pub fn perimeter<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, neighbourhood: 
             border[r * wpr + k] = cur[k] & !eroded;
         }
     }
-    let brow = |r: isize| -> &[u64] { if r < 0 || r as usize >= rows { &zeros } else { &border[r as usize * wpr..(r as usize + 1) * wpr] } };
+    let brow = |r: isize| -> &[u64] {
+        if r < 0 || r as usize >= rows { &zeros } else { &border[r as usize * wpr..(r as usize + 1) * wpr] }
+    };
     // Each border pixel has code 1 + 2·n4 + 10·nd (n4 / nd border neighbours along edges /
     // corners); the weight depends on the class of (n4, nd).
     let (mut unit, mut diagonal, mut mixed) = (0u64, 0u64, 0u64);
@@ -170,7 +172,9 @@ mod tests {
     /// convolution, then the weight table.
     fn naive_perimeter(mask: &Array2<bool>, neighbourhood: Neighbourhood) -> f64 {
         let (h, w) = mask.dim();
-        let get = |m: &Array2<bool>, r: isize, c: isize| r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w && m[[r as usize, c as usize]];
+        let get = |m: &Array2<bool>, r: isize, c: isize| {
+            r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w && m[[r as usize, c as usize]]
+        };
         let cross: &[(isize, isize)] = &[(-1, 0), (1, 0), (0, -1), (0, 1)];
         let square: &[(isize, isize)] = &[(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)];
         let strel = if neighbourhood == Neighbourhood::Four { cross } else { square };

@@ -110,11 +110,16 @@ mod tests {
     /// The obvious reference: pad with zeros and visit every window.
     fn naive_padded(mask: &Array2<bool>) -> [u64; 16] {
         let (r, c) = mask.dim();
-        let get = |i: isize, j: isize| i >= 0 && j >= 0 && (i as usize) < r && (j as usize) < c && mask[[i as usize, j as usize]];
+        let get = |i: isize, j: isize| {
+            i >= 0 && j >= 0 && (i as usize) < r && (j as usize) < c && mask[[i as usize, j as usize]]
+        };
         let mut h = [0u64; 16];
         for i in 0..=r as isize {
             for j in 0..=c as isize {
-                let code = usize::from(get(i, j)) + 2 * usize::from(get(i - 1, j)) + 4 * usize::from(get(i, j - 1)) + 8 * usize::from(get(i - 1, j - 1));
+                let code = usize::from(get(i, j))
+                    + 2 * usize::from(get(i - 1, j))
+                    + 4 * usize::from(get(i, j - 1))
+                    + 8 * usize::from(get(i - 1, j - 1));
                 h[code] += 1;
             }
         }

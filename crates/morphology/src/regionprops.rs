@@ -97,10 +97,10 @@ impl Moments {
 pub fn region_props(labels: &Labels) -> Vec<RegionProps> {
     let mut moments = vec![Moments::default(); labels.count + 1];
     for ((r, c), &l) in labels.image.indexed_iter() {
-        if l != 0 {
-            if let Some(m) = moments.get_mut(l as usize) {
-                m.add(r, c);
-            }
+        if l != 0
+            && let Some(m) = moments.get_mut(l as usize)
+        {
+            m.add(r, c);
         }
     }
     moments.iter().enumerate().skip(1).filter_map(|(l, m)| m.props(l as u32)).collect()
@@ -184,7 +184,9 @@ mod tests {
     #[test]
     fn ellipse_eccentricity_matches_its_axes() {
         let (a, b) = (30.0f64, 15.0f64);
-        let mask = Array2::from_shape_fn((41, 71), |(r, c)| ((c as f64 - 35.0) / a).powi(2) + ((r as f64 - 20.0) / b).powi(2) <= 1.0);
+        let mask = Array2::from_shape_fn((41, 71), |(r, c)| {
+            ((c as f64 - 35.0) / a).powi(2) + ((r as f64 - 20.0) / b).powi(2) <= 1.0
+        });
         let e = mask_region_props(&mask).unwrap().eccentricity;
         assert!((e - (1.0 - (b / a).powi(2)).sqrt()).abs() < 0.01, "{e}");
     }

@@ -57,7 +57,9 @@ pub fn scale_invariant_stats<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>) -> 
     if h0 == 0 || h1 == 0 {
         return Err(Error::Undefined {
             statistic: "SIA/SIP/SIE",
-            reason: format!("after closing the mask has {h0} foreground and {h1} background components; both must be > 0"),
+            reason: format!(
+                "after closing the mask has {h0} foreground and {h1} background components; both must be > 0"
+            ),
         });
     }
     let (majority_area, components) = if h0 > h1 { (area(&closed), h0) } else { (area(&background), h1) };
@@ -98,7 +100,13 @@ pub struct ScaleInvarianceRow {
 /// # Errors
 /// [`Error::InvalidParameter`] for an empty `sizes`, `max_windows == 0`, or a size or stride
 /// that does not fit the mask (named as `size` / `stride`).
-pub fn scale_invariance<S: Data<Elem = bool> + Sync>(mask: &ArrayBase<S, Ix2>, sizes: &[usize], stride: usize, max_windows: usize, seed: u64) -> Result<Vec<ScaleInvarianceRow>> {
+pub fn scale_invariance<S: Data<Elem = bool> + Sync>(
+    mask: &ArrayBase<S, Ix2>,
+    sizes: &[usize],
+    stride: usize,
+    max_windows: usize,
+    seed: u64,
+) -> Result<Vec<ScaleInvarianceRow>> {
     if sizes.is_empty() {
         return Err(Error::invalid("sizes", "[]", "at least one window size"));
     }
@@ -204,7 +212,11 @@ impl HomogeneityParams {
         if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
             return Err(Error::invalid("euler_range", format!("({lo}, {hi})"), "finite bounds with low <= high"));
         }
-        for (name, v) in [("max_euler_std", self.max_euler_std), ("max_eccentricity_std", self.max_eccentricity_std), ("max_diameter_std", self.max_diameter_std)] {
+        for (name, v) in [
+            ("max_euler_std", self.max_euler_std),
+            ("max_eccentricity_std", self.max_eccentricity_std),
+            ("max_diameter_std", self.max_diameter_std),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(Error::invalid(name, v, "a finite value > 0"));
             }
@@ -309,7 +321,10 @@ fn window_stats(win: ArrayView2<'_, bool>, position: (usize, usize), rule: Euler
 /// # Errors
 /// [`Error::InvalidParameter`] for invalid thresholds, or a window or stride that does not
 /// fit the mask (named `size` / `stride`).
-pub fn homogeneity<S: Data<Elem = bool> + Sync>(mask: &ArrayBase<S, Ix2>, params: &HomogeneityParams) -> Result<HomogeneityReport> {
+pub fn homogeneity<S: Data<Elem = bool> + Sync>(
+    mask: &ArrayBase<S, Ix2>,
+    params: &HomogeneityParams,
+) -> Result<HomogeneityReport> {
     params.validate()?;
     let grid = WindowGrid::square(mask.dim(), params.window, params.stride, params.coverage)?;
     let view = mask.view();
@@ -322,18 +337,21 @@ pub fn homogeneity<S: Data<Elem = bool> + Sync>(mask: &ArrayBase<S, Ix2>, params
     let euler = MeanStd::of(windows.iter().map(|w| w.normalised_euler));
     let eccentricity = MeanStd::of(windows.iter().map(|w| w.eccentricity));
     let equivalent_diameter = MeanStd::of(windows.iter().map(|w| w.equivalent_diameter));
+    // NaN statistics (no window, or an infinite normalised Euler number) must fail, so
+    // each test is written as "not within the limit".
+    let within = |value: f64, limit: f64| value < limit;
     let mut failures = Vec::new();
     let (lo, hi) = params.euler_range;
     if !(lo <= euler.mean && euler.mean <= hi) {
         failures.push(HomogeneityFailure::EulerOutOfRange { mean: euler.mean });
     }
-    if !(euler.std < params.max_euler_std) {
+    if !within(euler.std, params.max_euler_std) {
         failures.push(HomogeneityFailure::EulerTooVaried { std: euler.std });
     }
-    if !(eccentricity.std < params.max_eccentricity_std) {
+    if !within(eccentricity.std, params.max_eccentricity_std) {
         failures.push(HomogeneityFailure::EccentricityTooVaried { std: eccentricity.std });
     }
-    if !(equivalent_diameter.std < params.max_diameter_std) {
+    if !within(equivalent_diameter.std, params.max_diameter_std) {
         failures.push(HomogeneityFailure::DiameterTooVaried { std: equivalent_diameter.std });
     }
     let empty_windows = windows.iter().filter(|w| w.foreground == 0).count();

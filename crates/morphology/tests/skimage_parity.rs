@@ -59,10 +59,14 @@ fn parse_mask(shape: [usize; 2], rows: &[String]) -> Array2<bool> {
 }
 
 fn cases() -> Vec<(Case, Array2<bool>)> {
-    fixture().cases.into_iter().map(|c| {
-        let m = parse_mask(c.shape, &c.mask);
-        (c, m)
-    }).collect()
+    fixture()
+        .cases
+        .into_iter()
+        .map(|c| {
+            let m = parse_mask(c.shape, &c.mask);
+            (c, m)
+        })
+        .collect()
 }
 
 /// Eccentricity is √(1 − λ₂/λ₁): near 0 the square root amplifies rounding of the
@@ -118,14 +122,26 @@ fn region_properties_match() {
         assert_eq!(props.len(), c.props_8.len(), "{}", c.name);
         for (p, want) in props.iter().zip(&c.props_8) {
             assert_eq!((p.label, p.area), (want.label, want.area), "{}", c.name);
-            assert!(same_eccentricity(p.eccentricity, want.eccentricity), "{}: {} vs {}", c.name, p.eccentricity, want.eccentricity);
+            assert!(
+                same_eccentricity(p.eccentricity, want.eccentricity),
+                "{}: {} vs {}",
+                c.name,
+                p.eccentricity,
+                want.eccentricity
+            );
             assert!((p.equivalent_diameter - want.equivalent_diameter).abs() < 1e-12, "{}", c.name);
         }
         match (mask_region_props(&m), &c.whole_mask_props) {
             (None, None) => {}
             (Some(p), Some(want)) => {
                 assert_eq!(p.area, want.area, "{}", c.name);
-                assert!(same_eccentricity(p.eccentricity, want.eccentricity), "{}: {} vs {}", c.name, p.eccentricity, want.eccentricity);
+                assert!(
+                    same_eccentricity(p.eccentricity, want.eccentricity),
+                    "{}: {} vs {}",
+                    c.name,
+                    p.eccentricity,
+                    want.eccentricity
+                );
                 assert!((p.equivalent_diameter - want.equivalent_diameter).abs() < 1e-12, "{}", c.name);
             }
             (got, want) => panic!("{}: {got:?} vs {}", c.name, want.is_some()),

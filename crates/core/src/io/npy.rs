@@ -97,7 +97,11 @@ fn parse_header(text: &str) -> Result<Header> {
         Ok(rest[colon + 1..].trim_start())
     };
     let d = value_after("descr")?;
-    let quote = d.chars().next().filter(|c| *c == '\'' || *c == '"').ok_or_else(|| bad("descr is not a string (structured dtypes are not supported)"))?;
+    let quote = d
+        .chars()
+        .next()
+        .filter(|c| *c == '\'' || *c == '"')
+        .ok_or_else(|| bad("descr is not a string (structured dtypes are not supported)"))?;
     let end = d[1..].find(quote).ok_or_else(|| bad("unterminated descr"))?;
     let descr = d[1..1 + end].to_string();
     let f = value_after("fortran_order")?;
@@ -145,7 +149,9 @@ pub fn read_dyn<T: NpyElement, R: Read>(mut reader: R) -> Result<ArrayD<T>> {
         return Err(Error::format("NPY", format!("header length {header_len} is implausible")));
     }
     let mut header = vec![0u8; header_len];
-    reader.read_exact(&mut header).map_err(|_| Error::format("NPY", format!("header of {header_len} bytes is truncated")))?;
+    reader
+        .read_exact(&mut header)
+        .map_err(|_| Error::format("NPY", format!("header of {header_len} bytes is truncated")))?;
     let header = String::from_utf8_lossy(&header);
     let header = parse_header(&header)?;
 
@@ -158,9 +164,14 @@ pub fn read_dyn<T: NpyElement, R: Read>(mut reader: R) -> Result<ArrayD<T>> {
         _ => return Err(Error::format("NPY", format!("unsupported dtype descriptor {:?}", header.descr))),
     };
     let expected = format!("{}{}", T::KIND, T::SIZE);
-    let same = type_part == expected || (T::KIND == 'b' && type_part == "b1") || (T::KIND == 'u' && T::SIZE == 1 && type_part == "B");
+    let same = type_part == expected
+        || (T::KIND == 'b' && type_part == "b1")
+        || (T::KIND == 'u' && T::SIZE == 1 && type_part == "B");
     if !same {
-        return Err(Error::format("NPY", format!("dtype {:?} does not match the requested element type {:?}", header.descr, descr::<T>())));
+        return Err(Error::format(
+            "NPY",
+            format!("dtype {:?} does not match the requested element type {:?}", header.descr, descr::<T>()),
+        ));
     }
     let n: usize = header
         .shape
@@ -169,9 +180,15 @@ pub fn read_dyn<T: NpyElement, R: Read>(mut reader: R) -> Result<ArrayD<T>> {
         .ok_or_else(|| Error::format("NPY", format!("shape {:?} overflows", header.shape)))?;
     let nbytes = n.checked_mul(T::SIZE).ok_or_else(|| Error::format("NPY", "array size overflows"))?;
     let mut data = Vec::new();
-    reader.take(nbytes as u64).read_to_end(&mut data).map_err(|e| Error::format("NPY", format!("reading data: {e}")))?;
+    reader
+        .take(nbytes as u64)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::format("NPY", format!("reading data: {e}")))?;
     if data.len() != nbytes {
-        return Err(Error::format("NPY", format!("data truncated: expected {nbytes} bytes for shape {:?}, found {}", header.shape, data.len())));
+        return Err(Error::format(
+            "NPY",
+            format!("data truncated: expected {nbytes} bytes for shape {:?}, found {}", header.shape, data.len()),
+        ));
     }
     let values = data.chunks_exact(T::SIZE).map(|c| T::decode(c, big_endian)).collect::<Result<Vec<T>>>()?;
     let shape = IxDyn(&header.shape);
@@ -195,7 +212,10 @@ pub fn from_bytes<T: NpyElement, D: Dimension>(bytes: &[u8]) -> Result<Array<T, 
 fn into_dim<T, D: Dimension>(a: ArrayD<T>) -> Result<Array<T, D>> {
     let ndim = a.ndim();
     a.into_dimensionality::<D>().map_err(|_| {
-        Error::format("NPY", format!("array has {ndim} axes, expected {}", D::NDIM.map_or("any".into(), |n| n.to_string())))
+        Error::format(
+            "NPY",
+            format!("array has {ndim} axes, expected {}", D::NDIM.map_or("any".into(), |n| n.to_string())),
+        )
     })
 }
 
@@ -241,7 +261,10 @@ pub fn to_bytes<T: NpyElement, S: Data<Elem = T>, D: Dimension>(array: &ArrayBas
 ///
 /// # Errors
 /// [`Error::Io`] when the file cannot be written.
-pub fn write<T: NpyElement, S: Data<Elem = T>, D: Dimension>(path: impl AsRef<Path>, array: &ArrayBase<S, D>) -> Result<()> {
+pub fn write<T: NpyElement, S: Data<Elem = T>, D: Dimension>(
+    path: impl AsRef<Path>,
+    array: &ArrayBase<S, D>,
+) -> Result<()> {
     let path = path.as_ref();
     let mut file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
     file.write_all(&to_bytes(array)).map_err(|e| Error::io(path, e))

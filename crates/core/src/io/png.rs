@@ -113,7 +113,10 @@ pub fn write_rgb8<S: Data<Elem = u8>>(path: impl AsRef<Path>, image: &ArrayBase<
 /// used (a constant image becomes 0).
 pub fn to_u8_scaled(image: ArrayView2<'_, f32>, range: Option<(f32, f32)>) -> Array2<u8> {
     let (low, high) = range.unwrap_or_else(|| {
-        image.iter().filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+        image
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
     });
     let span = high - low;
     image.mapv(|v| {
@@ -133,7 +136,8 @@ pub fn to_u8_scaled(image: ArrayView2<'_, f32>, range: Option<(f32, f32)>) -> Ar
 pub fn read_gray(path: impl AsRef<Path>) -> Result<GrayImage> {
     let path = path.as_ref();
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let fmt = |e: png::DecodingError| Error::Format { format: "PNG", path: Some(path.to_path_buf()), reason: e.to_string() };
+    let fmt =
+        |e: png::DecodingError| Error::Format { format: "PNG", path: Some(path.to_path_buf()), reason: e.to_string() };
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(fmt)?;
@@ -163,7 +167,11 @@ pub fn read_gray(path: impl AsRef<Path>) -> Result<GrayImage> {
         }
     };
     if buf.len() < w * h * channels * bytes_per_sample {
-        return Err(Error::Format { format: "PNG", path: Some(path.to_path_buf()), reason: "decoded buffer shorter than the image".into() });
+        return Err(Error::Format {
+            format: "PNG",
+            path: Some(path.to_path_buf()),
+            reason: "decoded buffer shorter than the image".into(),
+        });
     }
     Ok(if sixteen {
         GrayImage::U16(Array2::from_shape_fn((h, w), |(r, c)| gray(r * w + c) as u16))
