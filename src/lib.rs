@@ -23,5 +23,10 @@
 pub use nanoml_core as core;
 pub use nanoml_morphology as morphology;
 
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The version of this facade crate.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
