@@ -117,68 +117,71 @@ fn join_rows(
     }
 }
 
-/// Runs of rows `r0..r1`, joined among themselves; indices local to the strip.
-struct Strip {
-    start: Vec<u32>,
-    end: Vec<u32>,
-    /// Offsets of each row's first run, plus a final entry.
-    row_start: Vec<usize>,
-    parent: Vec<u32>,
-}
-
-fn strip(bits: &BitImage, value: bool, rows: std::ops::Range<usize>, reach: u32) -> Strip {
-    let (cols, wpr) = (bits.cols, bits.words_per_row);
-    // Bits that are real pixels (the spare bits after the last column are not).
-    let valid = |k: usize| -> u64 {
+/// The pixels equal to `value` in row `r`, as words (spare bits after the last column
+/// cleared).
+fn load_row(bits: &BitImage, value: bool, r: usize, out: &mut [u64]) {
+    let cols = bits.cols;
+    for (k, w) in out.iter_mut().enumerate() {
+        let b = bits.row(r)[k];
         let first = 64 * k;
-        if first + 64 <= cols {
+        let valid = if first + 64 <= cols {
             u64::MAX
         } else if first >= cols {
             0
         } else {
             (1u64 << (cols - first)) - 1
-        }
-    };
-    let mut row_bits = vec![0u64; wpr];
-    let load = |r: usize, out: &mut [u64]| {
-        for (k, w) in out.iter_mut().enumerate() {
-            let b = bits.row(r)[k];
-            *w = if value { b } else { !b & valid(k) };
-        }
-    };
-    // Count first, so that the run arrays are allocated once.
-    let mut n = 0usize;
-    for r in rows.clone() {
-        load(r, &mut row_bits);
-        n += (0..wpr).map(|k| (row_bits[k] & !shl1(&row_bits, k)).count_ones() as usize).sum::<usize>();
+        };
+        *w = if value { b } else { !b & valid };
     }
-    let mut start = Vec::with_capacity(n);
-    let mut end = Vec::with_capacity(n);
-    let mut row_start = Vec::with_capacity(rows.len() + 1);
-    for r in rows {
-        row_start.push(start.len());
-        load(r, &mut row_bits);
+}
+
+/// Number of runs in row `r`.
+fn count_runs(bits: &BitImage, value: bool, r: usize, scratch: &mut [u64]) -> usize {
+    load_row(bits, value, r, scratch);
+    (0..scratch.len()).map(|k| (scratch[k] & !shl1(scratch, k)).count_ones() as usize).sum()
+}
+
+/// Extracts the runs of rows `rows` into `start`/`end` (exactly sized for them) and joins
+/// them row to row. `parent` receives indices local to these slices.
+fn fill_strip(
+    bits: &BitImage,
+    value: bool,
+    rows: std::ops::Range<usize>,
+    reach: u32,
+    local_row_start: &[usize],
+    start: &mut [u32],
+    end: &mut [u32],
+    parent: &mut [u32],
+) {
+    let mut row_bits = vec![0u64; bits.words_per_row];
+    let (mut ns, mut ne) = (0, 0);
+    for r in rows.clone() {
+        load_row(bits, value, r, &mut row_bits);
         // A run starts where a pixel is set and its left neighbour is not, and ends
         // (exclusively) after a set pixel whose right neighbour is not.
-        for k in 0..wpr {
+        for k in 0..row_bits.len() {
             let mut starts = row_bits[k] & !shl1(&row_bits, k);
             while starts != 0 {
-                start.push((64 * k) as u32 + starts.trailing_zeros());
+                start[ns] = (64 * k) as u32 + starts.trailing_zeros();
+                ns += 1;
                 starts &= starts - 1;
             }
             let mut ends = row_bits[k] & !shr1(&row_bits, k);
             while ends != 0 {
-                end.push((64 * k) as u32 + ends.trailing_zeros() + 1);
+                end[ne] = (64 * k) as u32 + ends.trailing_zeros() + 1;
+                ne += 1;
                 ends &= ends - 1;
             }
         }
     }
-    row_start.push(start.len());
-    let mut parent: Vec<u32> = (0..start.len() as u32).collect();
-    for r in 1..row_start.len() - 1 {
-        join_rows(&mut parent, &start, &end, row_start[r - 1]..row_start[r], row_start[r]..row_start[r + 1], reach);
+    for (i, p) in parent.iter_mut().enumerate() {
+        *p = i as u32;
     }
-    Strip { start, end, row_start, parent }
+    for r in 1..rows.len() {
+        let above = local_row_start[r - 1]..local_row_start[r];
+        let below = local_row_start[r]..local_row_start[r + 1];
+        join_rows(parent, start, end, above, below, reach);
+    }
 }
 
 impl RunComponents {
@@ -211,19 +214,38 @@ impl RunComponents {
         let strips = strips.clamp(1, rows.max(1));
         let bounds: Vec<std::ops::Range<usize>> =
             (0..strips).map(|i| i * rows / strips..(i + 1) * rows / strips).collect();
-        let parts: Vec<Strip> = bounds.par_iter().map(|b| strip(&bits, value, b.clone(), reach)).collect();
-        let total: usize = parts.iter().map(|p| p.start.len()).sum();
-        let (mut start, mut end, mut parent) =
-            (Vec::with_capacity(total), Vec::with_capacity(total), Vec::with_capacity(total));
+        // Pass 1: runs per row, so that every array is allocated once at its final size
+        // and each strip writes straight into its own part of it.
+        let per_row: Vec<usize> = (0..rows)
+            .into_par_iter()
+            .map_init(|| vec![0u64; bits.words_per_row], |scratch, r| count_runs(&bits, value, r, scratch))
+            .collect();
         let mut row_start = Vec::with_capacity(rows + 1);
-        for part in parts {
-            let offset = start.len();
-            start.extend_from_slice(&part.start);
-            end.extend_from_slice(&part.end);
-            parent.extend(part.parent.iter().map(|&p| p + offset as u32));
-            row_start.extend(part.row_start[..part.row_start.len() - 1].iter().map(|&o| o + offset));
+        row_start.push(0);
+        for n in &per_row {
+            row_start.push(row_start.last().copied().unwrap_or(0) + n);
         }
-        row_start.push(start.len());
+        let total = row_start[rows];
+        let (mut start, mut end, mut parent) = (vec![0u32; total], vec![0u32; total], vec![0u32; total]);
+        // Pass 2: strips in parallel on disjoint slices.
+        let mut jobs = Vec::with_capacity(strips);
+        let (mut s_rest, mut e_rest, mut p_rest) = (&mut start[..], &mut end[..], &mut parent[..]);
+        for b in &bounds {
+            let n = row_start[b.end] - row_start[b.start];
+            let (s_now, s_next) = std::mem::take(&mut s_rest).split_at_mut(n);
+            let (e_now, e_next) = std::mem::take(&mut e_rest).split_at_mut(n);
+            let (p_now, p_next) = std::mem::take(&mut p_rest).split_at_mut(n);
+            (s_rest, e_rest, p_rest) = (s_next, e_next, p_next);
+            jobs.push((b.clone(), s_now, e_now, p_now));
+        }
+        jobs.into_par_iter().for_each(|(b, s, e, p)| {
+            let offset = row_start[b.start];
+            let local: Vec<usize> = row_start[b.start..=b.end].iter().map(|&o| o - offset).collect();
+            fill_strip(&bits, value, b, reach, &local, s, e, p);
+            for v in p.iter_mut() {
+                *v += offset as u32;
+            }
+        });
         let mut comps = RunComponents { rows, cols, start, end, row_start, parent, flattened: false };
         // Seams between strips.
         for b in bounds.iter().skip(1).filter(|b| b.start > 0 && b.start < rows) {
@@ -285,12 +307,14 @@ impl RunComponents {
     }
 
     /// Final label (1-based, raster order of first pixel) of every run, and the count.
+    /// Consumes the union–find: `parent` is overwritten with the labels (a root's label is
+    /// assigned before any later run reads it, since roots come first).
     pub(crate) fn run_labels(&mut self) -> (Vec<u32>, usize) {
         self.flatten();
-        let mut labels = vec![0u32; self.parent.len()];
+        let mut labels = std::mem::take(&mut self.parent);
         let mut next = 0u32;
-        for i in 0..self.parent.len() {
-            let root = self.parent[i] as usize;
+        for i in 0..labels.len() {
+            let root = labels[i] as usize;
             labels[i] = if root == i {
                 next += 1;
                 next
