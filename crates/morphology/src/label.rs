@@ -5,6 +5,7 @@
 //! numbered `1..=count` in raster order of each component's first pixel, and background is
 //! 0 — the numbering of `skimage.measure.label(mask, connectivity=…)`.
 
+use crate::bands::BandComponents;
 use crate::bits::{BitImage, shl1, shr1};
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
@@ -47,6 +48,13 @@ pub struct Labels {
     pub image: Array2<u32>,
     /// Number of components.
     pub count: usize,
+}
+
+fn check_size((rows, cols): (usize, usize)) -> Result<()> {
+    if rows.checked_mul(cols).is_none_or(|n| n >= u32::MAX as usize) {
+        return Err(Error::invalid("mask", format!("{rows}x{cols}"), "fewer than 2^32 - 1 pixels"));
+    }
+    Ok(())
 }
 
 /// Runs of one image (struct of arrays) and the union–find that joins them.
@@ -149,9 +157,7 @@ fn fill_strip(
     rows: std::ops::Range<usize>,
     reach: u32,
     local_row_start: &[usize],
-    start: &mut [u32],
-    end: &mut [u32],
-    parent: &mut [u32],
+    (start, end, parent): (&mut [u32], &mut [u32], &mut [u32]),
 ) {
     let mut row_bits = vec![0u64; bits.words_per_row];
     let (mut ns, mut ne) = (0, 0);
@@ -206,9 +212,7 @@ impl RunComponents {
         strips: usize,
     ) -> Result<Self> {
         let (rows, cols) = mask.dim();
-        if rows.checked_mul(cols).is_none_or(|n| n >= u32::MAX as usize) {
-            return Err(Error::invalid("mask", format!("{rows}x{cols}"), "fewer than 2^32 - 1 pixels"));
-        }
+        check_size((rows, cols))?;
         let bits = BitImage::from_mask(mask);
         let reach = u32::from(connectivity == Connectivity::Eight);
         let strips = strips.clamp(1, rows.max(1));
@@ -241,7 +245,7 @@ impl RunComponents {
         jobs.into_par_iter().for_each(|(b, s, e, p)| {
             let offset = row_start[b.start];
             let local: Vec<usize> = row_start[b.start..=b.end].iter().map(|&o| o - offset).collect();
-            fill_strip(&bits, value, b, reach, &local, s, e, p);
+            fill_strip(&bits, value, b, reach, &local, (s, e, &mut *p));
             for v in p.iter_mut() {
                 *v += offset as u32;
             }
@@ -401,8 +405,12 @@ fn label_impl<S: Data<Elem = bool>>(
     connectivity: Connectivity,
     periodic: bool,
 ) -> Result<Labels> {
-    let mut comps = RunComponents::new(mask, true, connectivity, periodic)?;
-    let (flat, count) = comps.label_image();
+    let (flat, count) = if connectivity == Connectivity::Eight && !periodic {
+        check_size(mask.dim())?;
+        BandComponents::new(BitImage::from_mask(mask)).label_image()
+    } else {
+        RunComponents::new(mask, true, connectivity, periodic)?.label_image()
+    };
     let image = Array2::from_shape_vec(mask.dim(), flat).map_err(|e| Error::invalid("mask", e, "a 2-D shape"))?;
     Ok(Labels { image, count })
 }
@@ -412,6 +420,10 @@ fn label_impl<S: Data<Elem = bool>>(
 /// # Errors
 /// As [`label()`].
 pub fn count_components<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity) -> Result<usize> {
+    if connectivity == Connectivity::Eight {
+        check_size(mask.dim())?;
+        return Ok(BandComponents::new(BitImage::from_mask(mask)).count());
+    }
     Ok(RunComponents::new(mask, true, connectivity, false)?.count())
 }
 
@@ -492,6 +504,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn band_labelling_equals_run_labelling(r in 0usize..40, c in 0usize..150, p in 0.0f64..1.0, seed in any::<u64>(), strips in 1usize..8) {
+            let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(seed);
+            let mask = Array2::from_shape_fn((r, c), |_| rng.bernoulli(p));
+            let runs = RunComponents::with_strips(&mask, true, Connectivity::Eight, false, 1).unwrap().label_image();
+            let bands = BandComponents::with_strips(BitImage::from_mask(&mask), strips).label_image();
+            prop_assert_eq!(bands, runs);
+        }
+
         #[test]
         fn labels_equal_flood_fill(r in 1usize..12, c in 1usize..12, p in 0.0f64..1.0, seed in any::<u64>(), eight in any::<bool>(), periodic in any::<bool>()) {
             let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(seed);

@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod bands;
 mod bits;
 mod error;
 pub mod euler;

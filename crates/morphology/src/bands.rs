@@ -1,0 +1,294 @@
+//! 8-connected labelling on bands of two rows.
+//!
+//! With 8-connectivity, the foreground pixels of two adjacent rows that fall in one run of
+//! the rows' union (their bitwise OR) are all connected: neighbouring columns of a run lie
+//! within a 2×2 block. So the union–find can work on the runs of row *pairs* ("band
+//! runs"), about a third as many as row runs on noisy masks, and bands need joining only
+//! across every second row boundary. Two band runs `P` (band above) and `Q` touch iff a
+//! pixel of the upper band's bottom row in `P` is 8-adjacent to a pixel of the lower band's
+//! top row in `Q`. Those contacts are found with bit operations: the lower top row masked
+//! by the dilated upper bottom row gives contact runs; each lies in one `Q`, and touches
+//! the consecutive band runs `P` between its first and last contacting pixels above.
+
+use crate::bits::{BitImage, shl1, shr1};
+use rayon::prelude::*;
+
+/// A band's union row with its run starts and the number of starts before each word.
+struct BandRow {
+    union: Vec<u64>,
+    starts: Vec<u64>,
+    starts_before: Vec<u32>,
+    base: u32,
+}
+
+impl BandRow {
+    fn new(bits: &BitImage, band: usize, base: u32) -> Self {
+        let top = bits.row(2 * band);
+        let union: Vec<u64> = if 2 * band + 1 < bits.rows {
+            top.iter().zip(bits.row(2 * band + 1)).map(|(a, b)| a | b).collect()
+        } else {
+            top.to_vec()
+        };
+        let mut starts = vec![0u64; union.len()];
+        let mut starts_before = vec![0u32; union.len()];
+        let mut before = 0;
+        for k in 0..union.len() {
+            starts[k] = union[k] & !shl1(&union, k);
+            starts_before[k] = before;
+            before += starts[k].count_ones();
+        }
+        BandRow { union, starts, starts_before, base }
+    }
+
+    /// Index of the band run covering column `x` (which must be set in the union).
+    #[inline]
+    fn run_at(&self, x: usize) -> u32 {
+        let (k, b) = (x / 64, x % 64);
+        self.base + self.starts_before[k] + (self.starts[k] & (u64::MAX >> (63 - b))).count_ones() - 1
+    }
+}
+
+fn find(parent: &mut [u32], mut i: u32) -> u32 {
+    while parent[i as usize] != i {
+        let p = parent[i as usize];
+        parent[i as usize] = parent[p as usize];
+        i = p;
+    }
+    i
+}
+
+fn union(parent: &mut [u32], a: u32, b: u32) {
+    let (ra, rb) = (find(parent, a), find(parent, b));
+    if ra < rb {
+        parent[rb as usize] = ra;
+    } else if rb < ra {
+        parent[ra as usize] = rb;
+    }
+}
+
+#[inline]
+fn bit(row: &[u64], x: isize) -> bool {
+    x >= 0 && (row[x as usize / 64] >> (x as usize % 64)) & 1 == 1
+}
+
+/// Joins band `b` (`cur`) with band `b − 1` (`prev`); `offset` is subtracted from band-run
+/// indices to index `parent`.
+fn join_bands(
+    parent: &mut [u32],
+    offset: u32,
+    bits: &BitImage,
+    band: usize,
+    prev: &BandRow,
+    cur: &BandRow,
+    scratch: &mut Vec<u64>,
+) {
+    let bottom = bits.row(2 * band - 1);
+    let top = bits.row(2 * band);
+    let words = top.len();
+    scratch.clear();
+    scratch.extend((0..words).map(|k| (bottom[k] | shl1(bottom, k) | shr1(bottom, k)) & top[k]));
+    let contact = &scratch[..];
+    let mut ends_word = 0;
+    let mut ends = contact[0] & !shr1(contact, 0);
+    for k in 0..words {
+        let mut starts = contact[k] & !shl1(contact, k);
+        while starts != 0 {
+            let y0 = 64 * k + starts.trailing_zeros() as usize;
+            starts &= starts - 1;
+            while ends == 0 {
+                ends_word += 1;
+                ends = contact[ends_word] & !shr1(contact, ends_word);
+            }
+            let y1 = 64 * ends_word + ends.trailing_zeros() as usize;
+            ends &= ends - 1;
+            let q = cur.run_at(y0) - offset;
+            let (y0, y1) = (y0 as isize, y1 as isize);
+            // The contacting pixels above lie within one column of the contact run's ends;
+            // chosen without branches, as these bits are random on noisy masks.
+            let (before, at_start) = (bit(bottom, y0 - 1), bit(bottom, y0));
+            let first = y0 - 1 + isize::from(!before) * (1 + isize::from(!at_start));
+            let (after, at_end) = (bit(bottom, y1 + 1), bit(bottom, y1));
+            let last = y1 + 1 - isize::from(!after) * (1 + isize::from(!at_end));
+            let (p_first, p_last) = (prev.run_at(first as usize) - offset, prev.run_at(last as usize) - offset);
+            union(parent, q, p_first);
+            for p in p_first + 1..=p_last {
+                union(parent, q, p);
+            }
+        }
+    }
+}
+
+/// Band runs of the foreground of a mask, joined into 8-connected components.
+pub(crate) struct BandComponents {
+    bits: BitImage,
+    band_start: Vec<usize>,
+    start: Vec<u32>,
+    end: Vec<u32>,
+    parent: Vec<u32>,
+}
+
+impl BandComponents {
+    pub(crate) fn new(bits: BitImage) -> Self {
+        let bands = bits.rows.div_ceil(2);
+        let strips = (bands / 32).clamp(1, 4 * rayon::current_num_threads());
+        Self::with_strips(bits, strips)
+    }
+
+    pub(crate) fn with_strips(bits: BitImage, strips: usize) -> Self {
+        let bands = bits.rows.div_ceil(2);
+        let per_band: Vec<usize> = (0..bands)
+            .into_par_iter()
+            .map_init(
+                || vec![0u64; bits.words_per_row],
+                |union, b| {
+                    let top = bits.row(2 * b);
+                    for (k, u) in union.iter_mut().enumerate() {
+                        *u = top[k] | if 2 * b + 1 < bits.rows { bits.row(2 * b + 1)[k] } else { 0 };
+                    }
+                    (0..union.len()).map(|k| (union[k] & !shl1(union, k)).count_ones() as usize).sum::<usize>()
+                },
+            )
+            .collect();
+        let mut band_start = Vec::with_capacity(bands + 1);
+        band_start.push(0);
+        for n in &per_band {
+            band_start.push(band_start.last().copied().unwrap_or(0) + n);
+        }
+        let total = band_start[bands];
+        let (mut start, mut end, mut parent) = (vec![0u32; total], vec![0u32; total], vec![0u32; total]);
+        let strips = strips.clamp(1, bands.max(1));
+        let bounds: Vec<std::ops::Range<usize>> =
+            (0..strips).map(|i| i * bands / strips..(i + 1) * bands / strips).collect();
+        let mut jobs = Vec::with_capacity(strips);
+        let (mut s_rest, mut e_rest, mut p_rest) = (&mut start[..], &mut end[..], &mut parent[..]);
+        for b in &bounds {
+            let n = band_start[b.end] - band_start[b.start];
+            let (s_now, s_next) = std::mem::take(&mut s_rest).split_at_mut(n);
+            let (e_now, e_next) = std::mem::take(&mut e_rest).split_at_mut(n);
+            let (p_now, p_next) = std::mem::take(&mut p_rest).split_at_mut(n);
+            (s_rest, e_rest, p_rest) = (s_next, e_next, p_next);
+            jobs.push((b.clone(), s_now, e_now, p_now));
+        }
+        let bits_ref = &bits;
+        let band_start_ref = &band_start;
+        jobs.into_par_iter().for_each(|(b, s, e, p)| {
+            let offset = band_start_ref[b.start] as u32;
+            // Local indices while the strip is joined, global ones afterwards.
+            for (i, v) in p.iter_mut().enumerate() {
+                *v = i as u32;
+            }
+            let mut scratch = Vec::new();
+            let mut prev: Option<BandRow> = None;
+            let mut n = 0;
+            for band in b.clone() {
+                let cur = BandRow::new(bits_ref, band, band_start_ref[band] as u32);
+                for k in 0..cur.union.len() {
+                    let mut starts = cur.starts[k];
+                    while starts != 0 {
+                        s[n] = (64 * k) as u32 + starts.trailing_zeros();
+                        n += 1;
+                        starts &= starts - 1;
+                    }
+                }
+                let mut m = band_start_ref[band] - offset as usize;
+                for k in 0..cur.union.len() {
+                    let mut ends = cur.union[k] & !shr1(&cur.union, k);
+                    while ends != 0 {
+                        e[m] = (64 * k) as u32 + ends.trailing_zeros() + 1;
+                        m += 1;
+                        ends &= ends - 1;
+                    }
+                }
+                if let Some(prev) = &prev {
+                    join_bands(p, offset, bits_ref, band, prev, &cur, &mut scratch);
+                }
+                prev = Some(cur);
+            }
+            for v in p.iter_mut() {
+                *v += offset;
+            }
+        });
+        let mut comps = BandComponents { bits, band_start, start, end, parent };
+        // Seams between strips.
+        let mut scratch = Vec::new();
+        for b in bounds.iter().skip(1).filter(|b| b.start > 0 && b.start < bands) {
+            let prev = BandRow::new(&comps.bits, b.start - 1, comps.band_start[b.start - 1] as u32);
+            let cur = BandRow::new(&comps.bits, b.start, comps.band_start[b.start] as u32);
+            join_bands(&mut comps.parent, 0, &comps.bits, b.start, &prev, &cur, &mut scratch);
+        }
+        comps
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.parent.iter().enumerate().filter(|&(i, &p)| i as u32 == p).count()
+    }
+
+    /// Row-major label image and the number of components.
+    pub(crate) fn label_image(mut self) -> (Vec<u32>, usize) {
+        // Flatten: parents never exceed their index, so one ascending pass suffices.
+        for i in 0..self.parent.len() {
+            let p = self.parent[i] as usize;
+            self.parent[i] = self.parent[p];
+        }
+        // Number the components in raster order of their first pixel, as scikit-image
+        // does. A root is the component's leftmost band run in its first band, but the
+        // first pixel may lie in the band's top row further right (in another band run of
+        // the same component), so within each band the roots are ordered by (row, column)
+        // of their component's first pixel there.
+        let bands = self.band_start.len() - 1;
+        let mut key = vec![u64::MAX; self.parent.len()];
+        let mut next = 0u32;
+        let mut label_of = vec![0u32; self.parent.len()];
+        let mut roots: Vec<(u64, u32)> = Vec::new();
+        for band in 0..bands {
+            let top = self.bits.row(2 * band);
+            let runs = self.band_start[band]..self.band_start[band + 1];
+            for i in runs.clone() {
+                let root = self.parent[i] as usize;
+                if root < runs.start {
+                    continue; // the component started in an earlier band
+                }
+                let (s, e) = (self.start[i] as usize, self.end[i] as usize);
+                let first_top = (s..e).find(|&x| (top[x / 64] >> (x % 64)) & 1 == 1);
+                let k = match first_top {
+                    Some(x) => x as u64,
+                    None => (1u64 << 32) | s as u64, // bottom row only: its first pixel is at `s`
+                };
+                key[root] = key[root].min(k);
+            }
+            roots.clear();
+            roots.extend(runs.filter(|&i| self.parent[i] as usize == i).map(|i| (key[i], i as u32)));
+            roots.sort_unstable();
+            for &(_, r) in &roots {
+                next += 1;
+                label_of[r as usize] = next;
+            }
+        }
+        for i in 0..self.parent.len() {
+            self.parent[i] = label_of[self.parent[i] as usize];
+        }
+        let labels = self.parent;
+        let (rows, cols) = (self.bits.rows, self.bits.cols);
+        let mut flat = vec![0u32; rows * cols];
+        if cols == 0 {
+            return (flat, next as usize);
+        }
+        let (bits, band_start, start, end) = (&self.bits, &self.band_start, &self.start, &self.end);
+        flat.par_chunks_mut(2 * cols).enumerate().for_each(|(band, out)| {
+            let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
+            let top = bits.row(2 * band);
+            let bottom = if bottom_out.is_empty() { top } else { bits.row(2 * band + 1) };
+            for i in band_start[band]..band_start[band + 1] {
+                let l = labels[i];
+                for x in start[i] as usize..end[i] as usize {
+                    let (w, s) = (x / 64, x % 64);
+                    top_out[x] = l & ((top[w] >> s) & 1).wrapping_neg() as u32;
+                    if !bottom_out.is_empty() {
+                        bottom_out[x] = l & ((bottom[w] >> s) & 1).wrapping_neg() as u32;
+                    }
+                }
+            }
+        });
+        (flat, next as usize)
+    }
+}
