@@ -118,6 +118,23 @@ fn join_bands(
     }
 }
 
+/// The first column in `s..e` whose bit is set in `row`.
+fn first_set_bit(row: &[u64], s: usize, e: usize) -> Option<usize> {
+    let mut k = s / 64;
+    let mut word = row[k] & (u64::MAX << (s % 64));
+    loop {
+        if word != 0 {
+            let x = 64 * k + word.trailing_zeros() as usize;
+            return (x < e).then_some(x);
+        }
+        k += 1;
+        if 64 * k >= e {
+            return None;
+        }
+        word = row[k];
+    }
+}
+
 /// Band runs of the foreground of a mask, joined into 8-connected components.
 pub(crate) struct BandComponents {
     bits: BitImage,
@@ -249,17 +266,25 @@ impl BandComponents {
                     continue; // the component started in an earlier band
                 }
                 let (s, e) = (self.start[i] as usize, self.end[i] as usize);
-                let first_top = (s..e).find(|&x| (top[x / 64] >> (x % 64)) & 1 == 1);
+                let first_top = first_set_bit(top, s, e);
                 let k = match first_top {
                     Some(x) => x as u64,
                     None => (1u64 << 32) | s as u64, // bottom row only: its first pixel is at `s`
                 };
                 key[root] = key[root].min(k);
             }
+            // Components starting in the top row come first, by column; then those starting
+            // in the bottom row, whose keys (their leftmost column) are already in band-run
+            // order. The top group is almost always in order too; sort only when it is not.
             roots.clear();
-            roots.extend(runs.filter(|&i| self.parent[i] as usize == i).map(|i| (key[i], i as u32)));
-            roots.sort_unstable();
-            for &(_, r) in &roots {
+            roots.extend(
+                runs.clone().filter(|&i| self.parent[i] as usize == i && key[i] >> 32 == 0).map(|i| (key[i], i as u32)),
+            );
+            if !roots.is_sorted() {
+                roots.sort_unstable();
+            }
+            let bottom = runs.filter(|&i| self.parent[i] as usize == i && key[i] >> 32 != 0).map(|i| i as u32);
+            for r in roots.iter().map(|&(_, r)| r).chain(bottom) {
                 next += 1;
                 label_of[r as usize] = next;
             }
