@@ -11,6 +11,7 @@
 //! the consecutive band runs `P` between its first and last contacting pixels above.
 
 use crate::bits::{BitImage, shl1, shr1};
+use crate::unionfind::{split_for_strips, union};
 use rayon::prelude::*;
 
 /// A band's union row with its run starts and the number of starts before each word.
@@ -45,24 +46,6 @@ impl BandRow {
     fn run_at(&self, x: usize) -> u32 {
         let (k, b) = (x / 64, x % 64);
         self.base + self.starts_before[k] + (self.starts[k] & (u64::MAX >> (63 - b))).count_ones() - 1
-    }
-}
-
-fn find(parent: &mut [u32], mut i: u32) -> u32 {
-    while parent[i as usize] != i {
-        let p = parent[i as usize];
-        parent[i as usize] = parent[p as usize];
-        i = p;
-    }
-    i
-}
-
-fn union(parent: &mut [u32], a: u32, b: u32) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    if ra < rb {
-        parent[rb as usize] = ra;
-    } else if rb < ra {
-        parent[ra as usize] = rb;
     }
 }
 
@@ -176,16 +159,7 @@ impl BandComponents {
         let strips = strips.clamp(1, bands.max(1));
         let bounds: Vec<std::ops::Range<usize>> =
             (0..strips).map(|i| i * bands / strips..(i + 1) * bands / strips).collect();
-        let mut jobs = Vec::with_capacity(strips);
-        let (mut s_rest, mut e_rest, mut p_rest) = (&mut start[..], &mut end[..], &mut parent[..]);
-        for b in &bounds {
-            let n = band_start[b.end] - band_start[b.start];
-            let (s_now, s_next) = std::mem::take(&mut s_rest).split_at_mut(n);
-            let (e_now, e_next) = std::mem::take(&mut e_rest).split_at_mut(n);
-            let (p_now, p_next) = std::mem::take(&mut p_rest).split_at_mut(n);
-            (s_rest, e_rest, p_rest) = (s_next, e_next, p_next);
-            jobs.push((b.clone(), s_now, e_now, p_now));
-        }
+        let jobs = split_for_strips(&bounds, &band_start, &mut start, &mut end, &mut parent);
         let bits_ref = &bits;
         let band_start_ref = &band_start;
         jobs.into_par_iter().for_each(|(b, s, e, p)| {

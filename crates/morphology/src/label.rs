@@ -7,6 +7,7 @@
 
 use crate::bands::BandComponents;
 use crate::bits::{BitImage, shl1, shr1};
+use crate::unionfind::{find, split_for_strips, union};
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 use rayon::prelude::*;
@@ -70,25 +71,6 @@ pub(crate) struct RunComponents {
     row_start: Vec<usize>,
     parent: Vec<u32>,
     flattened: bool,
-}
-
-fn find(parent: &mut [u32], mut i: u32) -> u32 {
-    while parent[i as usize] != i {
-        let p = parent[i as usize];
-        parent[i as usize] = parent[p as usize];
-        i = p;
-    }
-    i
-}
-
-fn union(parent: &mut [u32], a: u32, b: u32) {
-    let (ra, rb) = (find(parent, a), find(parent, b));
-    // The smaller index (earlier run in raster order) becomes the root.
-    if ra < rb {
-        parent[rb as usize] = ra;
-    } else if rb < ra {
-        parent[ra as usize] = rb;
-    }
 }
 
 /// Joins the runs `below` of a row with the runs `above` of the row over it. `reach` is 0
@@ -232,16 +214,7 @@ impl RunComponents {
         let total = row_start[rows];
         let (mut start, mut end, mut parent) = (vec![0u32; total], vec![0u32; total], vec![0u32; total]);
         // Pass 2: strips in parallel on disjoint slices.
-        let mut jobs = Vec::with_capacity(strips);
-        let (mut s_rest, mut e_rest, mut p_rest) = (&mut start[..], &mut end[..], &mut parent[..]);
-        for b in &bounds {
-            let n = row_start[b.end] - row_start[b.start];
-            let (s_now, s_next) = std::mem::take(&mut s_rest).split_at_mut(n);
-            let (e_now, e_next) = std::mem::take(&mut e_rest).split_at_mut(n);
-            let (p_now, p_next) = std::mem::take(&mut p_rest).split_at_mut(n);
-            (s_rest, e_rest, p_rest) = (s_next, e_next, p_next);
-            jobs.push((b.clone(), s_now, e_now, p_now));
-        }
+        let jobs = split_for_strips(&bounds, &row_start, &mut start, &mut end, &mut parent);
         jobs.into_par_iter().for_each(|(b, s, e, p)| {
             let offset = row_start[b.start];
             let local: Vec<usize> = row_start[b.start..=b.end].iter().map(|&o| o - offset).collect();

@@ -51,6 +51,7 @@ pub mod perimeter;
 pub mod quad;
 pub mod regionprops;
 pub mod stats;
+mod unionfind;
 
 pub use error::{Error, Result};
 pub use euler::{bounding_box, count_holes, euler_number, euler_number_legacy, euler_number_periodic};
