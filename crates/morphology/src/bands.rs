@@ -11,7 +11,7 @@
 //! the consecutive band runs `P` between its first and last contacting pixels above.
 
 use crate::bits::{BitImage, shl1, shr1};
-use crate::unionfind::{split_for_strips, union};
+use crate::unionfind::{number_components, split_for_strips, union};
 use rayon::prelude::*;
 
 /// A band's union row with its run starts and the number of starts before each word.
@@ -214,80 +214,80 @@ impl BandComponents {
         self.parent.iter().enumerate().filter(|&(i, &p)| i as u32 == p).count()
     }
 
-    /// Row-major label image and the number of components.
-    pub(crate) fn label_image(mut self) -> (Vec<u32>, usize) {
-        // Flatten: parents never exceed their index, so one ascending pass suffices.
-        for i in 0..self.parent.len() {
-            let p = self.parent[i] as usize;
-            self.parent[i] = self.parent[p];
-        }
+    /// Row-major label image and the number of components. `mask`, when given, is the
+    /// foreground as row-major 0/1 bytes (faster to fill from than the bits).
+    pub(crate) fn label_image(mut self, mask: Option<&[u8]>) -> (Vec<u32>, usize) {
         // Number the components in raster order of their first pixel, as scikit-image
-        // does. A root is the component's leftmost band run in its first band, but the
-        // first pixel may lie in the band's top row further right (in another band run of
-        // the same component), so within each band the roots are ordered by (row, column)
-        // of their component's first pixel there.
-        let bands = self.band_start.len() - 1;
-        let mut key = vec![u64::MAX; self.parent.len()];
-        let mut next = 0u32;
-        let mut label_of = vec![0u32; self.parent.len()];
-        let mut roots: Vec<(u64, u32)> = Vec::new();
-        for band in 0..bands {
-            let top = self.bits.row(2 * band);
-            let runs = self.band_start[band]..self.band_start[band + 1];
-            for i in runs.clone() {
-                let root = self.parent[i] as usize;
-                if root < runs.start {
-                    continue; // the component started in an earlier band
-                }
-                let (s, e) = (self.start[i] as usize, self.end[i] as usize);
-                let first_top = first_set_bit(top, s, e);
-                let k = match first_top {
-                    Some(x) => x as u64,
-                    None => (1u64 << 32) | s as u64, // bottom row only: its first pixel is at `s`
-                };
-                key[root] = key[root].min(k);
-            }
-            // Components starting in the top row come first, by column; then those starting
-            // in the bottom row, whose keys (their leftmost column) are already in band-run
-            // order. The top group is almost always in order too; sort only when it is not.
-            roots.clear();
-            roots.extend(
-                runs.clone().filter(|&i| self.parent[i] as usize == i && key[i] >> 32 == 0).map(|i| (key[i], i as u32)),
-            );
-            if !roots.is_sorted() {
-                roots.sort_unstable();
-            }
-            let bottom = runs.filter(|&i| self.parent[i] as usize == i && key[i] >> 32 != 0).map(|i| i as u32);
-            for r in roots.iter().map(|&(_, r)| r).chain(bottom) {
-                next += 1;
-                label_of[r as usize] = next;
-            }
-        }
-        for i in 0..self.parent.len() {
-            self.parent[i] = label_of[self.parent[i] as usize];
-        }
-        let labels = self.parent;
+        // does, band by band. Band runs are disjoint and in column order, so among the
+        // components that start in a band, those with a pixel in its top row come first,
+        // in the order in which their first top-row band run is met; the others (bottom
+        // row only) follow in the order of their first band run.
+        let (bits, start, end) = (&self.bits, &self.start, &self.end);
+        let has_top =
+            |band: usize, i: usize| first_set_bit(bits.row(2 * band), start[i] as usize, end[i] as usize).is_some();
+        let (labels, next) = number_components(&mut self.parent, &self.band_start, has_top);
         let (rows, cols) = (self.bits.rows, self.bits.cols);
         let mut flat = vec![0u32; rows * cols];
         if cols == 0 {
-            return (flat, next as usize);
+            return (flat, next);
         }
         let (bits, band_start, start, end) = (&self.bits, &self.band_start, &self.start, &self.end);
-        flat.par_chunks_mut(2 * cols).enumerate().for_each(|(band, out)| {
-            let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
-            let top = bits.row(2 * band);
-            let bottom = if bottom_out.is_empty() { top } else { bits.row(2 * band + 1) };
-            for i in band_start[band]..band_start[band + 1] {
-                let l = labels[i];
-                for x in start[i] as usize..end[i] as usize {
-                    let (w, s) = (x / 64, x % 64);
-                    top_out[x] = l & ((top[w] >> s) & 1).wrapping_neg() as u32;
-                    if !bottom_out.is_empty() {
-                        bottom_out[x] = l & ((bottom[w] >> s) & 1).wrapping_neg() as u32;
+        let bands_per_task = 16;
+        flat.par_chunks_mut(2 * cols * bands_per_task).enumerate().for_each(|(task, out)| {
+            for (j, out) in out.chunks_mut(2 * cols).enumerate() {
+                let band = task * bands_per_task + j;
+                let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
+                let runs = band_start[band]..band_start[band + 1];
+                match mask {
+                    // Multiply by the mask's 0/1 bytes: a loop the compiler vectorises.
+                    Some(m) => {
+                        let top = &m[2 * band * cols..(2 * band + 1) * cols];
+                        let bottom =
+                            if bottom_out.is_empty() { top } else { &m[(2 * band + 1) * cols..(2 * band + 2) * cols] };
+                        if runs.len() * 8 > cols {
+                            // Many short runs (noise): walk the pixels, counting band-run
+                            // starts, rather than setting up a loop for every short run.
+                            let union_row = BandRow::new(bits, band, 0);
+                            let mut idx = runs.start; // one past the current run
+                            for x in 0..cols {
+                                idx += ((union_row.starts[x / 64] >> (x % 64)) & 1) as usize;
+                                let l = labels[idx.max(1) - 1];
+                                top_out[x] = l * u32::from(top[x]);
+                                if !bottom_out.is_empty() {
+                                    bottom_out[x] = l * u32::from(bottom[x]);
+                                }
+                            }
+                            continue;
+                        }
+                        for i in runs {
+                            let (l, span) = (labels[i], start[i] as usize..end[i] as usize);
+                            for (o, &v) in top_out[span.clone()].iter_mut().zip(&top[span.clone()]) {
+                                *o = l * u32::from(v);
+                            }
+                            if !bottom_out.is_empty() {
+                                for (o, &v) in bottom_out[span.clone()].iter_mut().zip(&bottom[span]) {
+                                    *o = l * u32::from(v);
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        let top = bits.row(2 * band);
+                        let bottom = if bottom_out.is_empty() { top } else { bits.row(2 * band + 1) };
+                        for i in runs {
+                            let l = labels[i];
+                            for x in start[i] as usize..end[i] as usize {
+                                let (w, s) = (x / 64, x % 64);
+                                top_out[x] = l & ((top[w] >> s) & 1).wrapping_neg() as u32;
+                                if !bottom_out.is_empty() {
+                                    bottom_out[x] = l & ((bottom[w] >> s) & 1).wrapping_neg() as u32;
+                                }
+                            }
+                        }
                     }
                 }
             }
         });
-        (flat, next as usize)
+        (flat, next)
     }
 }

@@ -380,7 +380,8 @@ fn label_impl<S: Data<Elem = bool>>(
 ) -> Result<Labels> {
     let (flat, count) = if connectivity == Connectivity::Eight && !periodic {
         check_size(mask.dim())?;
-        BandComponents::new(BitImage::from_mask(mask)).label_image()
+        BandComponents::new(BitImage::from_mask(mask))
+            .label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>))
     } else {
         RunComponents::new(mask, true, connectivity, periodic)?.label_image()
     };
@@ -482,7 +483,9 @@ mod tests {
             let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(seed);
             let mask = Array2::from_shape_fn((r, c), |_| rng.bernoulli(p));
             let runs = RunComponents::with_strips(&mask, true, Connectivity::Eight, false, 1).unwrap().label_image();
-            let bands = BandComponents::with_strips(BitImage::from_mask(&mask), strips).label_image();
+            let bands = BandComponents::with_strips(BitImage::from_mask(&mask), strips).label_image(None);
+            let from_bytes = BandComponents::with_strips(BitImage::from_mask(&mask), strips).label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>));
+            prop_assert_eq!(&from_bytes, &runs);
             prop_assert_eq!(bands, runs);
         }
 

@@ -49,3 +49,69 @@ pub(crate) fn split_for_strips<'a>(
     }
     jobs
 }
+
+/// Final labels `1..=count` of all elements of a union–find forest (`parent[i] <= i`,
+/// flattened in place on the way)
+/// whose elements are grouped in consecutive ranges (the runs of a row, of a band), with
+/// `group_start[g]..group_start[g + 1]` the range of group `g`.
+///
+/// A component belongs to the group of its root (its first element). Components are
+/// numbered group by group; within a group, first those whose element met first in the
+/// group satisfies `early(group, element)`, in the order of that element, then the rest in the order of
+/// their roots. Groups are processed in parallel; the result does not depend on threads.
+pub(crate) fn number_components(
+    parent: &mut [u32],
+    group_start: &[usize],
+    early: impl Fn(usize, usize) -> bool + Sync,
+) -> (Vec<u32>, usize) {
+    use rayon::prelude::*;
+    let n = parent.len();
+    // Flatten: parents never exceed their index, so one ascending pass suffices.
+    for i in 0..n {
+        let p = parent[i] as usize;
+        parent[i] = parent[p];
+    }
+    let roots: &[u32] = parent;
+    // Ordinal of each root within its group.
+    let mut ordinal = vec![0u32; n];
+    let groups = group_start.len().saturating_sub(1);
+    let mut parts = Vec::with_capacity(groups);
+    let mut rest = &mut ordinal[..];
+    for g in 0..groups {
+        let (now, next) = std::mem::take(&mut rest).split_at_mut(group_start[g + 1] - group_start[g]);
+        parts.push((group_start[g]..group_start[g + 1], now));
+        rest = next;
+    }
+    let roots_ref = roots;
+    let counts: Vec<u32> = parts
+        .par_iter_mut()
+        .enumerate()
+        .map(|(g, (range, ord))| {
+            let base = range.start;
+            let mut count = 0u32;
+            for pass_early in [true, false] {
+                for i in range.clone() {
+                    let r = roots_ref[i] as usize;
+                    if r >= base && ord[r - base] == 0 && (!pass_early || early(g, i)) {
+                        count += 1;
+                        ord[r - base] = count;
+                    }
+                }
+            }
+            count
+        })
+        .collect();
+    let mut offset = Vec::with_capacity(groups);
+    let mut total = 0u32;
+    for c in &counts {
+        offset.push(total);
+        total += c;
+    }
+    parts.par_iter_mut().zip(&offset).for_each(|((_, ord), &off)| {
+        for o in ord.iter_mut().filter(|o| **o != 0) {
+            *o += off;
+        }
+    });
+    let labels: Vec<u32> = roots.par_iter().with_min_len(4096).map(|&r| ordinal[r as usize]).collect();
+    (labels, total as usize)
+}
