@@ -1,44 +1,123 @@
-//! 8-connected labelling on bands of two rows.
+//! Connected-component labelling on bands of two rows.
 //!
-//! With 8-connectivity, the foreground pixels of two adjacent rows that fall in one run of
-//! the rows' union (their bitwise OR) are all connected: neighbouring columns of a run lie
-//! within a 2×2 block. So the union–find can work on the runs of row *pairs* ("band
-//! runs"), about a third as many as row runs on noisy masks, and bands need joining only
-//! across every second row boundary. Two band runs `P` (band above) and `Q` touch iff a
-//! pixel of the upper band's bottom row in `P` is 8-adjacent to a pixel of the lower band's
-//! top row in `Q`. Those contacts are found with bit operations: the lower top row masked
-//! by the dilated upper bottom row gives contact runs; each lies in one `Q`, and touches
-//! the consecutive band runs `P` between its first and last contacting pixels above.
+//! The pixels of two adjacent rows (a "band") split into "band runs": maximal column
+//! intervals whose pixels are all connected within the band. With 8-connectivity a band
+//! run is a run of the rows' union (bitwise OR), since neighbouring columns of it lie in
+//! one 2×2 block; with 4-connectivity a union run is further cut between two columns that
+//! share no horizontal pair of pixels. The union–find then works on band runs, about a
+//! third as many as row runs on noisy masks, and bands need joining only across every
+//! second row boundary. Two band runs `P` (band above) and `Q` (band below) touch iff a
+//! pixel of the upper band's bottom row in `P` is adjacent to a pixel of the lower band's
+//! top row in `Q`. Those contacts are found with bit operations. With 4-connectivity the
+//! contacts are the columns set in both rows, and a run of them lies in one `P` and one
+//! `Q`. With 8-connectivity the lower top row is masked by the dilated upper bottom row;
+//! each contact run lies in one `Q` and touches the consecutive band runs `P` between its
+//! first and last contacting pixels above.
 
 use crate::bits::{BitImage, shl1, shr1};
-use crate::unionfind::{number_components, split_for_strips, union};
+use crate::label::Connectivity;
+use crate::unionfind::{split_for_strips, union};
 use rayon::prelude::*;
 
-/// A band's union row with its run starts and the number of starts before each word.
+/// A band's union row with the starts and (inclusive) ends of its band runs, and the number
+/// of starts before each word.
+#[derive(Default)]
 struct BandRow {
     union: Vec<u64>,
+    link: Vec<u64>,
     starts: Vec<u64>,
     starts_before: Vec<u32>,
     base: u32,
+    /// Index of each band run (in column order) in the band's storage order: runs with a
+    /// pixel in the top row first, then the others, each group in column order. The
+    /// earliest stored run of a component is then the one holding its first pixel in
+    /// raster order, so numbering roots in index order numbers components as
+    /// scikit-image does.
+    order: Vec<u32>,
 }
 
 impl BandRow {
-    fn new(bits: &BitImage, band: usize, base: u32) -> Self {
+    /// Recomputes the row for `band`, reusing the buffers.
+    fn load(&mut self, bits: &BitImage, band: usize, base: u32, connectivity: Connectivity) {
+        let words = bits.words_per_row;
         let top = bits.row(2 * band);
-        let union: Vec<u64> = if 2 * band + 1 < bits.rows {
-            top.iter().zip(bits.row(2 * band + 1)).map(|(a, b)| a | b).collect()
-        } else {
-            top.to_vec()
-        };
-        let mut starts = vec![0u64; union.len()];
-        let mut starts_before = vec![0u32; union.len()];
-        let mut before = 0;
-        for k in 0..union.len() {
-            starts[k] = union[k] & !shl1(&union, k);
-            starts_before[k] = before;
-            before += starts[k].count_ones();
+        let bottom = if 2 * band + 1 < bits.rows { Some(bits.row(2 * band + 1)) } else { None };
+        self.base = base;
+        self.union.clear();
+        self.union.extend((0..words).map(|k| top[k] | bottom.map_or(0, |b| b[k])));
+        // link bit x: columns x and x + 1 are connected within the band.
+        self.link.clear();
+        match (connectivity, bottom) {
+            (Connectivity::Eight, _) | (Connectivity::Four, None) => {
+                let u = &self.union;
+                self.link.extend((0..words).map(|k| u[k] & shr1(u, k)));
+            }
+            (Connectivity::Four, Some(b)) => {
+                self.link.extend((0..words).map(|k| (top[k] & shr1(top, k)) | (b[k] & shr1(b, k))));
+            }
         }
-        BandRow { union, starts, starts_before, base }
+        self.starts.clear();
+        self.starts.extend((0..words).map(|k| self.union[k] & !shl1(&self.link, k)));
+        self.starts_before.clear();
+        let mut before = 0;
+        for k in 0..words {
+            self.starts_before.push(before);
+            before += self.starts[k].count_ones();
+        }
+    }
+
+    /// [`load`](Self::load), then the storage order of the runs (identity when `ordered`
+    /// is false, e.g. when only counting components).
+    fn load_ordered(&mut self, bits: &BitImage, band: usize, base: u32, connectivity: Connectivity, ordered: bool) {
+        self.load(bits, band, base, connectivity);
+        let runs = self.starts_before.last().copied().unwrap_or(0) + self.starts.last().map_or(0, |w| w.count_ones());
+        self.order.clear();
+        if !ordered {
+            self.order.extend(base..base + runs);
+            return;
+        }
+        // Flag the runs that hold a top-row pixel: the run of every top-row run start.
+        self.order.resize(runs as usize, 0);
+        let top = bits.row(2 * band);
+        for k in 0..top.len() {
+            let mut top_starts = top[k] & !shl1(top, k);
+            while top_starts != 0 {
+                let x = 64 * k + top_starts.trailing_zeros() as usize;
+                top_starts &= top_starts - 1;
+                let c = (self.run_at(x) - base) as usize;
+                self.order[c] = 1;
+            }
+        }
+        let with_top: u32 = self.order.iter().sum();
+        let (mut t, mut b) = (base, base + with_top);
+        for o in &mut self.order {
+            let flagged = *o == 1;
+            *o = if flagged { t } else { b };
+            t += u32::from(flagged);
+            b += u32::from(!flagged);
+        }
+    }
+
+    fn new(bits: &BitImage, band: usize, base: u32, connectivity: Connectivity, ordered: bool) -> Self {
+        let mut row = BandRow::default();
+        row.load_ordered(bits, band, base, connectivity, ordered);
+        row
+    }
+
+    /// Stored index of the band run covering column `x` (which must be set).
+    #[inline]
+    fn index_at(&self, x: usize) -> u32 {
+        self.order[(self.run_at(x) - self.base) as usize]
+    }
+
+    fn runs(&self) -> usize {
+        self.starts.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Bit x set where column x is the last of a band run.
+    #[inline]
+    fn ends(&self, k: usize) -> u64 {
+        self.union[k] & !self.link[k]
     }
 
     /// Index of the band run covering column `x` (which must be set in the union).
@@ -61,15 +140,20 @@ fn join_bands(
     offset: u32,
     bits: &BitImage,
     band: usize,
-    prev: &BandRow,
-    cur: &BandRow,
+    (prev, cur): (&BandRow, &BandRow),
+    connectivity: Connectivity,
     scratch: &mut Vec<u64>,
 ) {
     let bottom = bits.row(2 * band - 1);
     let top = bits.row(2 * band);
     let words = top.len();
     scratch.clear();
-    scratch.extend((0..words).map(|k| (bottom[k] | shl1(bottom, k) | shr1(bottom, k)) & top[k]));
+    match connectivity {
+        Connectivity::Eight => {
+            scratch.extend((0..words).map(|k| (bottom[k] | shl1(bottom, k) | shr1(bottom, k)) & top[k]))
+        }
+        Connectivity::Four => scratch.extend((0..words).map(|k| bottom[k] & top[k])),
+    }
     let contact = &scratch[..];
     let mut ends_word = 0;
     let mut ends = contact[0] & !shr1(contact, 0);
@@ -84,7 +168,12 @@ fn join_bands(
             }
             let y1 = 64 * ends_word + ends.trailing_zeros() as usize;
             ends &= ends - 1;
-            let q = cur.run_at(y0) - offset;
+            let q = cur.index_at(y0) - offset;
+            if connectivity == Connectivity::Four {
+                // Consecutive contact columns are linked in both bands: one pair per run.
+                union(parent, q, prev.index_at(y0) - offset);
+                continue;
+            }
             let (y0, y1) = (y0 as isize, y1 as isize);
             // The contacting pixels above lie within one column of the contact run's ends;
             // chosen without branches, as these bits are random on noisy masks.
@@ -92,33 +181,16 @@ fn join_bands(
             let first = y0 - 1 + isize::from(!before) * (1 + isize::from(!at_start));
             let (after, at_end) = (bit(bottom, y1 + 1), bit(bottom, y1));
             let last = y1 + 1 - isize::from(!after) * (1 + isize::from(!at_end));
-            let (p_first, p_last) = (prev.run_at(first as usize) - offset, prev.run_at(last as usize) - offset);
-            union(parent, q, p_first);
+            let (p_first, p_last) = (prev.run_at(first as usize) - prev.base, prev.run_at(last as usize) - prev.base);
+            union(parent, q, prev.order[p_first as usize] - offset);
             for p in p_first + 1..=p_last {
-                union(parent, q, p);
+                union(parent, q, prev.order[p as usize] - offset);
             }
         }
     }
 }
 
-/// The first column in `s..e` whose bit is set in `row`.
-fn first_set_bit(row: &[u64], s: usize, e: usize) -> Option<usize> {
-    let mut k = s / 64;
-    let mut word = row[k] & (u64::MAX << (s % 64));
-    loop {
-        if word != 0 {
-            let x = 64 * k + word.trailing_zeros() as usize;
-            return (x < e).then_some(x);
-        }
-        k += 1;
-        if 64 * k >= e {
-            return None;
-        }
-        word = row[k];
-    }
-}
-
-/// Band runs of the foreground of a mask, joined into 8-connected components.
+/// Band runs of the foreground of a mask, joined into connected components.
 pub(crate) struct BandComponents {
     bits: BitImage,
     band_start: Vec<usize>,
@@ -128,26 +200,23 @@ pub(crate) struct BandComponents {
 }
 
 impl BandComponents {
-    pub(crate) fn new(bits: BitImage) -> Self {
+    /// Components of the foreground of `bits`. With `ordered`, band runs are stored in
+    /// the order that makes [`label_image`](Self::label_image) number components in raster
+    /// order; without, only [`count`](Self::count) is meaningful.
+    pub(crate) fn new(bits: BitImage, connectivity: Connectivity, ordered: bool) -> Self {
         let bands = bits.rows.div_ceil(2);
         let strips = (bands / 32).clamp(1, 4 * rayon::current_num_threads());
-        Self::with_strips(bits, strips)
+        Self::with_strips(bits, connectivity, ordered, strips)
     }
 
-    pub(crate) fn with_strips(bits: BitImage, strips: usize) -> Self {
+    pub(crate) fn with_strips(bits: BitImage, connectivity: Connectivity, ordered: bool, strips: usize) -> Self {
         let bands = bits.rows.div_ceil(2);
         let per_band: Vec<usize> = (0..bands)
             .into_par_iter()
-            .map_init(
-                || vec![0u64; bits.words_per_row],
-                |union, b| {
-                    let top = bits.row(2 * b);
-                    for (k, u) in union.iter_mut().enumerate() {
-                        *u = top[k] | if 2 * b + 1 < bits.rows { bits.row(2 * b + 1)[k] } else { 0 };
-                    }
-                    (0..union.len()).map(|k| (union[k] & !shl1(union, k)).count_ones() as usize).sum::<usize>()
-                },
-            )
+            .map_init(BandRow::default, |row, b| {
+                row.load(&bits, b, 0, connectivity);
+                row.runs()
+            })
             .collect();
         let mut band_start = Vec::with_capacity(bands + 1);
         band_start.push(0);
@@ -169,31 +238,31 @@ impl BandComponents {
                 *v = i as u32;
             }
             let mut scratch = Vec::new();
-            let mut prev: Option<BandRow> = None;
-            let mut n = 0;
+            let (mut prev, mut cur) = (BandRow::default(), BandRow::default());
             for band in b.clone() {
-                let cur = BandRow::new(bits_ref, band, band_start_ref[band] as u32);
+                cur.load_ordered(bits_ref, band, band_start_ref[band] as u32, connectivity, ordered);
+                let mut c = 0;
                 for k in 0..cur.union.len() {
                     let mut starts = cur.starts[k];
                     while starts != 0 {
-                        s[n] = (64 * k) as u32 + starts.trailing_zeros();
-                        n += 1;
+                        s[(cur.order[c] - offset) as usize] = (64 * k) as u32 + starts.trailing_zeros();
+                        c += 1;
                         starts &= starts - 1;
                     }
                 }
-                let mut m = band_start_ref[band] - offset as usize;
+                let mut c = 0;
                 for k in 0..cur.union.len() {
-                    let mut ends = cur.union[k] & !shr1(&cur.union, k);
+                    let mut ends = cur.ends(k);
                     while ends != 0 {
-                        e[m] = (64 * k) as u32 + ends.trailing_zeros() + 1;
-                        m += 1;
+                        e[(cur.order[c] - offset) as usize] = (64 * k) as u32 + ends.trailing_zeros() + 1;
+                        c += 1;
                         ends &= ends - 1;
                     }
                 }
-                if let Some(prev) = &prev {
-                    join_bands(p, offset, bits_ref, band, prev, &cur, &mut scratch);
+                if band > b.start {
+                    join_bands(p, offset, bits_ref, band, (&prev, &cur), connectivity, &mut scratch);
                 }
-                prev = Some(cur);
+                std::mem::swap(&mut prev, &mut cur);
             }
             for v in p.iter_mut() {
                 *v += offset;
@@ -203,9 +272,10 @@ impl BandComponents {
         // Seams between strips.
         let mut scratch = Vec::new();
         for b in bounds.iter().skip(1).filter(|b| b.start > 0 && b.start < bands) {
-            let prev = BandRow::new(&comps.bits, b.start - 1, comps.band_start[b.start - 1] as u32);
-            let cur = BandRow::new(&comps.bits, b.start, comps.band_start[b.start] as u32);
-            join_bands(&mut comps.parent, 0, &comps.bits, b.start, &prev, &cur, &mut scratch);
+            let prev =
+                BandRow::new(&comps.bits, b.start - 1, comps.band_start[b.start - 1] as u32, connectivity, ordered);
+            let cur = BandRow::new(&comps.bits, b.start, comps.band_start[b.start] as u32, connectivity, ordered);
+            join_bands(&mut comps.parent, 0, &comps.bits, b.start, (&prev, &cur), connectivity, &mut scratch);
         }
         comps
     }
@@ -217,15 +287,19 @@ impl BandComponents {
     /// Row-major label image and the number of components. `mask`, when given, is the
     /// foreground as row-major 0/1 bytes (faster to fill from than the bits).
     pub(crate) fn label_image(mut self, mask: Option<&[u8]>) -> (Vec<u32>, usize) {
-        // Number the components in raster order of their first pixel, as scikit-image
-        // does, band by band. Band runs are disjoint and in column order, so among the
-        // components that start in a band, those with a pixel in its top row come first,
-        // in the order in which their first top-row band run is met; the others (bottom
-        // row only) follow in the order of their first band run.
-        let (bits, start, end) = (&self.bits, &self.start, &self.end);
-        let has_top =
-            |band: usize, i: usize| first_set_bit(bits.row(2 * band), start[i] as usize, end[i] as usize).is_some();
-        let (labels, next) = number_components(&mut self.parent, &self.band_start, has_top);
+        // Flatten (parents never exceed their index) and number roots in index order,
+        // which is raster order of first pixels thanks to the storage order of band runs.
+        let mut next = 0u32;
+        for i in 0..self.parent.len() {
+            let p = self.parent[i] as usize;
+            self.parent[i] = if p == i {
+                next += 1;
+                next
+            } else {
+                self.parent[p]
+            };
+        }
+        let (labels, next) = (self.parent, next as usize);
         let (rows, cols) = (self.bits.rows, self.bits.cols);
         let mut flat = vec![0u32; rows * cols];
         if cols == 0 {
@@ -234,6 +308,7 @@ impl BandComponents {
         let (bits, band_start, start, end) = (&self.bits, &self.band_start, &self.start, &self.end);
         let bands_per_task = 16;
         flat.par_chunks_mut(2 * cols * bands_per_task).enumerate().for_each(|(task, out)| {
+            let mut marker: Vec<u32> = Vec::new();
             for (j, out) in out.chunks_mut(2 * cols).enumerate() {
                 let band = task * bands_per_task + j;
                 let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
@@ -245,17 +320,34 @@ impl BandComponents {
                         let bottom =
                             if bottom_out.is_empty() { top } else { &m[(2 * band + 1) * cols..(2 * band + 2) * cols] };
                         if runs.len() * 8 > cols {
-                            // Many short runs (noise): walk the pixels, counting band-run
-                            // starts, rather than setting up a loop for every short run.
-                            let union_row = BandRow::new(bits, band, 0);
-                            let mut idx = runs.start; // one past the current run
-                            for x in 0..cols {
-                                idx += ((union_row.starts[x / 64] >> (x % 64)) & 1) as usize;
-                                let l = labels[idx.max(1) - 1];
-                                top_out[x] = l * u32::from(top[x]);
-                                if !bottom_out.is_empty() {
-                                    bottom_out[x] = l * u32::from(bottom[x]);
+                            // Many short runs (noise): scatter each run's label to its first
+                            // column, then sweep the pixels carrying the last label seen,
+                            // rather than setting up a loop for every short run.
+                            marker.resize(cols, 0);
+                            for i in runs.clone() {
+                                marker[start[i] as usize] = labels[i];
+                            }
+                            let mut current = 0u32;
+                            if bottom_out.is_empty() {
+                                for ((o, &t), &mk) in top_out.iter_mut().zip(top).zip(marker.iter()) {
+                                    current = if mk != 0 { mk } else { current };
+                                    *o = current * u32::from(t);
                                 }
+                            } else {
+                                for ((((ot, ob), &t), &b), &mk) in top_out
+                                    .iter_mut()
+                                    .zip(bottom_out.iter_mut())
+                                    .zip(top)
+                                    .zip(bottom)
+                                    .zip(marker.iter())
+                                {
+                                    current = if mk != 0 { mk } else { current };
+                                    *ot = current * u32::from(t);
+                                    *ob = current * u32::from(b);
+                                }
+                            }
+                            for i in runs {
+                                marker[start[i] as usize] = 0;
                             }
                             continue;
                         }

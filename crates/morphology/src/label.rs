@@ -302,11 +302,6 @@ impl RunComponents {
         (labels, next as usize)
     }
 
-    /// Number of components.
-    pub(crate) fn count(&self) -> usize {
-        self.parent.iter().enumerate().filter(|&(i, &p)| i as u32 == p).count()
-    }
-
     /// Number of components none of whose pixels lies on the image border.
     pub(crate) fn count_not_touching_border(&mut self) -> usize {
         self.flatten();
@@ -378,9 +373,9 @@ fn label_impl<S: Data<Elem = bool>>(
     connectivity: Connectivity,
     periodic: bool,
 ) -> Result<Labels> {
-    let (flat, count) = if connectivity == Connectivity::Eight && !periodic {
+    let (flat, count) = if !periodic {
         check_size(mask.dim())?;
-        BandComponents::new(BitImage::from_mask(mask))
+        BandComponents::new(BitImage::from_mask(mask), connectivity, true)
             .label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>))
     } else {
         RunComponents::new(mask, true, connectivity, periodic)?.label_image()
@@ -394,11 +389,8 @@ fn label_impl<S: Data<Elem = bool>>(
 /// # Errors
 /// As [`label()`].
 pub fn count_components<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity) -> Result<usize> {
-    if connectivity == Connectivity::Eight {
-        check_size(mask.dim())?;
-        return Ok(BandComponents::new(BitImage::from_mask(mask)).count());
-    }
-    Ok(RunComponents::new(mask, true, connectivity, false)?.count())
+    check_size(mask.dim())?;
+    Ok(BandComponents::new(BitImage::from_mask(mask), connectivity, false).count())
 }
 
 #[cfg(test)]
@@ -479,12 +471,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn band_labelling_equals_run_labelling(r in 0usize..40, c in 0usize..150, p in 0.0f64..1.0, seed in any::<u64>(), strips in 1usize..8) {
+        fn band_labelling_equals_run_labelling(r in 0usize..40, c in 0usize..150, p in 0.0f64..1.0, seed in any::<u64>(), strips in 1usize..8, eight in any::<bool>()) {
+            let conn = if eight { Connectivity::Eight } else { Connectivity::Four };
             let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(seed);
             let mask = Array2::from_shape_fn((r, c), |_| rng.bernoulli(p));
-            let runs = RunComponents::with_strips(&mask, true, Connectivity::Eight, false, 1).unwrap().label_image();
-            let bands = BandComponents::with_strips(BitImage::from_mask(&mask), strips).label_image(None);
-            let from_bytes = BandComponents::with_strips(BitImage::from_mask(&mask), strips).label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>));
+            let runs = RunComponents::with_strips(&mask, true, conn, false, 1).unwrap().label_image();
+            let bands = BandComponents::with_strips(BitImage::from_mask(&mask), conn, true, strips).label_image(None);
+            let from_bytes = BandComponents::with_strips(BitImage::from_mask(&mask), conn, true, strips).label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>));
             prop_assert_eq!(&from_bytes, &runs);
             prop_assert_eq!(bands, runs);
         }
