@@ -78,6 +78,7 @@ impl BandRow {
         }
         // Flag the runs that hold a top-row pixel: the run of every top-row run start.
         self.order.resize(runs as usize, 0);
+        let mut with_top = 0u32;
         let top = bits.row(2 * band);
         for k in 0..top.len() {
             let mut top_starts = top[k] & !shl1(top, k);
@@ -85,10 +86,10 @@ impl BandRow {
                 let x = 64 * k + top_starts.trailing_zeros() as usize;
                 top_starts &= top_starts - 1;
                 let c = (self.run_at(x) - base) as usize;
+                with_top += 1 - self.order[c];
                 self.order[c] = 1;
             }
         }
-        let with_top: u32 = self.order.iter().sum();
         let (mut t, mut b) = (base, base + with_top);
         for o in &mut self.order {
             let flagged = *o == 1;
@@ -155,6 +156,19 @@ fn join_bands(
         Connectivity::Four => scratch.extend((0..words).map(|k| bottom[k] & top[k])),
     }
     let contact = &scratch[..];
+    if connectivity == Connectivity::Four {
+        // Consecutive contact columns are linked in both bands: one pair per contact run,
+        // taken at its first column.
+        for k in 0..words {
+            let mut starts = contact[k] & !shl1(contact, k);
+            while starts != 0 {
+                let y0 = 64 * k + starts.trailing_zeros() as usize;
+                starts &= starts - 1;
+                union(parent, cur.index_at(y0) - offset, prev.index_at(y0) - offset);
+            }
+        }
+        return;
+    }
     let mut ends_word = 0;
     let mut ends = contact[0] & !shr1(contact, 0);
     for k in 0..words {
@@ -169,11 +183,6 @@ fn join_bands(
             let y1 = 64 * ends_word + ends.trailing_zeros() as usize;
             ends &= ends - 1;
             let q = cur.index_at(y0) - offset;
-            if connectivity == Connectivity::Four {
-                // Consecutive contact columns are linked in both bands: one pair per run.
-                union(parent, q, prev.index_at(y0) - offset);
-                continue;
-            }
             let (y0, y1) = (y0 as isize, y1 as isize);
             // The contacting pixels above lie within one column of the contact run's ends;
             // chosen without branches, as these bits are random on noisy masks.
