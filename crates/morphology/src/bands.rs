@@ -336,28 +336,20 @@ impl BandComponents {
                             for i in runs.clone() {
                                 marker[start[i] as usize] = labels[i];
                             }
+                            // Carry each label over its run (the only sequential step), then
+                            // mask both rows with a loop the compiler vectorises.
                             let mut current = 0u32;
-                            if bottom_out.is_empty() {
-                                for ((o, &t), &mk) in top_out.iter_mut().zip(top).zip(marker.iter()) {
-                                    current = if mk != 0 { mk } else { current };
-                                    *o = current * u32::from(t);
-                                }
-                            } else {
-                                for ((((ot, ob), &t), &b), &mk) in top_out
-                                    .iter_mut()
-                                    .zip(bottom_out.iter_mut())
-                                    .zip(top)
-                                    .zip(bottom)
-                                    .zip(marker.iter())
-                                {
-                                    current = if mk != 0 { mk } else { current };
-                                    *ot = current * u32::from(t);
-                                    *ob = current * u32::from(b);
-                                }
+                            for mk in marker.iter_mut() {
+                                current = if *mk != 0 { *mk } else { current };
+                                *mk = current;
                             }
-                            for i in runs {
-                                marker[start[i] as usize] = 0;
+                            for ((o, &t), &l) in top_out.iter_mut().zip(top).zip(marker.iter()) {
+                                *o = l * u32::from(t);
                             }
+                            for ((o, &b), &l) in bottom_out.iter_mut().zip(bottom).zip(marker.iter()) {
+                                *o = l * u32::from(b);
+                            }
+                            marker.fill(0);
                             continue;
                         }
                         for i in runs {
