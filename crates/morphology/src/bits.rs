@@ -5,7 +5,6 @@
 //! the right edge) can be counted without special cases.
 
 use ndarray::{ArrayBase, Data, Ix2};
-use rayon::prelude::*;
 
 pub(crate) struct BitImage {
     pub(crate) rows: usize,
@@ -27,9 +26,8 @@ impl BitImage {
         let (rows, cols) = mask.dim();
         let words_per_row = (cols + 1).div_ceil(64);
         let mut words = vec![0u64; rows * words_per_row];
-        let view = mask.view();
-        let pack_row = |r: usize, out: &mut [u64]| {
-            let row = view.row(r);
+        for (r, row) in mask.outer_iter().enumerate() {
+            let out = &mut words[r * words_per_row..(r + 1) * words_per_row];
             match row.as_slice() {
                 Some(slice) => {
                     let bytes: &[u8] = bytemuck::cast_slice(slice);
@@ -53,18 +51,6 @@ impl BitImage {
                         out[c / 64] |= u64::from(v) << (c % 64);
                     }
                 }
-            }
-        };
-        if words_per_row > 0 && rows >= 64 {
-            // Large images: rows in parallel, 32 at a time.
-            words.par_chunks_mut(32 * words_per_row).enumerate().for_each(|(chunk, out)| {
-                for (j, row_out) in out.chunks_mut(words_per_row).enumerate() {
-                    pack_row(32 * chunk + j, row_out);
-                }
-            });
-        } else {
-            for (r, row_out) in words.chunks_mut(words_per_row.max(1)).enumerate().take(rows) {
-                pack_row(r, row_out);
             }
         }
         BitImage { rows, cols, words_per_row, words }
