@@ -16,7 +16,7 @@
 
 use crate::bits::{BitImage, shl1, shr1};
 use crate::label::Connectivity;
-use crate::unionfind::{split_for_strips, union};
+use crate::unionfind::{offsets_and_strips, split_for_strips, union};
 use rayon::prelude::*;
 
 /// A band's union row with the starts and (inclusive) ends of its band runs, and the number
@@ -227,16 +227,9 @@ impl BandComponents {
                 row.runs()
             })
             .collect();
-        let mut band_start = Vec::with_capacity(bands + 1);
-        band_start.push(0);
-        for n in &per_band {
-            band_start.push(band_start.last().copied().unwrap_or(0) + n);
-        }
+        let (band_start, bounds) = offsets_and_strips(&per_band, strips);
         let total = band_start[bands];
         let (mut start, mut end, mut parent) = (vec![0u32; total], vec![0u32; total], vec![0u32; total]);
-        let strips = strips.clamp(1, bands.max(1));
-        let bounds: Vec<std::ops::Range<usize>> =
-            (0..strips).map(|i| i * bands / strips..(i + 1) * bands / strips).collect();
         let jobs = split_for_strips(&bounds, &band_start, &mut start, &mut end, &mut parent);
         let bits_ref = &bits;
         let band_start_ref = &band_start;

@@ -7,7 +7,7 @@
 
 use crate::bands::BandComponents;
 use crate::bits::{BitImage, shl1, shr1};
-use crate::unionfind::{find, split_for_strips, union};
+use crate::unionfind::{find, offsets_and_strips, split_for_strips, union};
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 use rayon::prelude::*;
@@ -197,20 +197,13 @@ impl RunComponents {
         check_size((rows, cols))?;
         let bits = BitImage::from_mask(mask);
         let reach = u32::from(connectivity == Connectivity::Eight);
-        let strips = strips.clamp(1, rows.max(1));
-        let bounds: Vec<std::ops::Range<usize>> =
-            (0..strips).map(|i| i * rows / strips..(i + 1) * rows / strips).collect();
         // Pass 1: runs per row, so that every array is allocated once at its final size
         // and each strip writes straight into its own part of it.
         let per_row: Vec<usize> = (0..rows)
             .into_par_iter()
             .map_init(|| vec![0u64; bits.words_per_row], |scratch, r| count_runs(&bits, value, r, scratch))
             .collect();
-        let mut row_start = Vec::with_capacity(rows + 1);
-        row_start.push(0);
-        for n in &per_row {
-            row_start.push(row_start.last().copied().unwrap_or(0) + n);
-        }
+        let (row_start, bounds) = offsets_and_strips(&per_row, strips);
         let total = row_start[rows];
         let (mut start, mut end, mut parent) = (vec![0u32; total], vec![0u32; total], vec![0u32; total]);
         // Pass 2: strips in parallel on disjoint slices.

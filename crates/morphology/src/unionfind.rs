@@ -49,3 +49,18 @@ pub(crate) fn split_for_strips<'a>(
     }
     jobs
 }
+
+/// Offsets of each group's first element from the group sizes (a leading 0, then the
+/// running sums), and `strips` nearly equal ranges of groups (at least one, at most one
+/// per group).
+pub(crate) fn offsets_and_strips(sizes: &[usize], strips: usize) -> (Vec<usize>, Vec<std::ops::Range<usize>>) {
+    let mut offsets = Vec::with_capacity(sizes.len() + 1);
+    offsets.push(0);
+    for n in sizes {
+        offsets.push(offsets.last().copied().unwrap_or(0) + n);
+    }
+    let groups = sizes.len();
+    let strips = strips.clamp(1, groups.max(1));
+    let bounds = (0..strips).map(|i| i * groups / strips..(i + 1) * groups / strips).collect();
+    (offsets, bounds)
+}
