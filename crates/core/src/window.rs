@@ -18,7 +18,7 @@
 //! assert_eq!(grid.offsets_along_rows(), &[0, 3, 6]);
 //! let grid = WindowGrid::square(img.dim(), 4, 3, Coverage::PyRabani)?;
 //! assert_eq!(grid.offsets_along_rows(), &[0, 3]);
-//! assert_eq!(grid.views(img.view()).count(), 4);
+//! assert_eq!(grid.views(img.view())?.count(), 4);
 //! # Ok::<(), nanoml_core::Error>(())
 //! ```
 
@@ -38,6 +38,7 @@ pub enum Coverage {
 /// The positions of equally sized windows on an image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowGrid {
+    shape: (usize, usize),
     size: (usize, usize),
     rows: Vec<usize>,
     cols: Vec<usize>,
@@ -97,7 +98,7 @@ impl WindowGrid {
                 ),
             ));
         }
-        Ok(WindowGrid { size, rows, cols })
+        Ok(WindowGrid { shape, size, rows, cols })
     }
 
     /// Square windows of side `size` and equal strides along both axes.
@@ -141,17 +142,26 @@ impl WindowGrid {
 
     /// Views of the windows of `image`, in the order of [`positions`](Self::positions).
     ///
-    /// The image must have the shape the grid was made for; a smaller one would make the
-    /// slicing panic, so check with [`fits`](Self::fits) when in doubt.
-    pub fn views<'a, T>(&'a self, image: ArrayView2<'a, T>) -> impl ExactSizeIterator<Item = ArrayView2<'a, T>> + 'a {
+    /// # Errors
+    /// [`Error::ShapeMismatch`] when `image` does not have the shape the grid was made for.
+    pub fn views<'a, T>(
+        &'a self,
+        image: ArrayView2<'a, T>,
+    ) -> Result<impl ExactSizeIterator<Item = ArrayView2<'a, T>> + 'a> {
+        if image.dim() != self.shape {
+            return Err(Error::ShapeMismatch {
+                op: "WindowGrid::views",
+                left: vec![self.shape.0, self.shape.1],
+                right: image.shape().to_vec(),
+            });
+        }
         let (h, w) = self.size;
-        self.positions().map(move |(r, c)| image.slice_move(s![r..r + h, c..c + w]))
+        Ok(self.positions().map(move |(r, c)| image.slice_move(s![r..r + h, c..c + w])))
     }
 
-    /// Whether every window lies inside an image of `shape`.
-    pub fn fits(&self, shape: (usize, usize)) -> bool {
-        self.rows.last().is_some_and(|&r| r + self.size.0 <= shape.0)
-            && self.cols.last().is_some_and(|&c| c + self.size.1 <= shape.1)
+    /// The image shape `(rows, cols)` the grid was made for.
+    pub fn shape(&self) -> (usize, usize) {
+        self.shape
     }
 }
 
@@ -188,10 +198,17 @@ mod tests {
     fn views_are_the_right_pixels() {
         let img = Array2::from_shape_fn((6, 7), |(r, c)| r * 10 + c);
         let g = WindowGrid::new(img.dim(), (2, 3), (2, 2), Coverage::Full).unwrap();
-        for ((r, c), v) in g.positions().zip(g.views(img.view())) {
+        for ((r, c), v) in g.positions().zip(g.views(img.view()).unwrap()) {
             assert_eq!(v.dim(), (2, 3));
             assert_eq!(v[[0, 0]], r * 10 + c);
         }
+    }
+
+    #[test]
+    fn views_of_an_image_of_another_shape_are_a_shape_error() {
+        let g = WindowGrid::square((8, 8), 4, 4, Coverage::Full).unwrap();
+        let small = Array2::<f32>::zeros((6, 8));
+        assert!(matches!(g.views(small.view()), Err(Error::ShapeMismatch { op: "WindowGrid::views", .. })));
     }
 
     proptest! {

@@ -145,3 +145,21 @@ fn periodic_euler_of_a_checkerboard_on_the_torus() {
     assert_eq!(euler_number_periodic(&m, Connectivity::Eight), -((n * n / 2) as i64));
     assert_eq!(euler_number_periodic(&m, Connectivity::Four), (n * n / 2) as i64);
 }
+
+proptest! {
+    #[test]
+    fn strided_and_reversed_views_give_the_same_results_as_owned_copies(m in mask_strategy()) {
+        let mut reversed = m.view();
+        reversed.invert_axis(Axis(1));
+        for view in [m.t(), reversed, m.slice(s![..;2, ..])] {
+            let owned = view.to_owned();
+            for conn in [Connectivity::Four, Connectivity::Eight] {
+                prop_assert_eq!(label(&view, conn).unwrap(), label(&owned, conn).unwrap());
+                prop_assert_eq!(euler_number(&view, conn), euler_number(&owned, conn));
+            }
+            prop_assert_eq!(perimeter(&view, Neighbourhood::Four), perimeter(&owned, Neighbourhood::Four));
+            prop_assert_eq!(area(&view), area(&owned));
+            prop_assert_eq!(euler_number_legacy(&view).unwrap(), euler_number_legacy(&owned).unwrap());
+        }
+    }
+}
