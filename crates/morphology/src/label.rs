@@ -1,9 +1,13 @@
 //! Connected-component labelling of binary images.
 //!
-//! The labelling works on runs (maximal horizontal segments of foreground) with a
-//! union–find over runs, which touches each pixel once and each run a few times. Labels are
-//! numbered `1..=count` in raster order of each component's first pixel, and background is
-//! 0 — the numbering of `skimage.measure.label(mask, connectivity=…)`.
+//! Labels are numbered `1..=count` in raster order of each component's first pixel, and
+//! background is 0 — the numbering of `skimage.measure.label(mask, connectivity=…)`.
+//!
+//! [`label`] and [`count_components`] run a union–find over the runs of two-row bands
+//! (see the private `bands` module); [`label_periodic`] and the hole counts behind the
+//! Euler rules use the union–find over row runs defined here, which also handles the
+//! seams of a torus. Both are parallel over strips of rows and give the same result for
+//! any number of threads.
 
 use crate::bands::BandComponents;
 use crate::bits::{BitImage, shl1, shr1};
