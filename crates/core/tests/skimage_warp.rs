@@ -43,7 +43,8 @@ fn composed_transform_equals_the_reference_matrix() {
 fn warps_match_scikit_image_in_every_padding_mode() {
     let f: Fixture = serde_json::from_str(include_str!("fixtures/skimage_warp.json")).unwrap();
     for c in &f.cases {
-        let img = Array2::from_shape_vec((c.shape[0], c.shape[1]), c.image.iter().map(|&v| v as f32).collect()).unwrap();
+        let img =
+            Array2::from_shape_vec((c.shape[0], c.shape[1]), c.image.iter().map(|&v| v as f32).collect()).unwrap();
         let m = &c.forward;
         let t = Affine2 { matrix: [[m[0], m[1], m[2]], [m[3], m[4], m[5]]] };
         for (padding, want) in [(Padding::Zero, &c.zero), (Padding::Periodic, &c.periodic), (Padding::Edge, &c.edge)] {
