@@ -129,9 +129,16 @@ impl BandRow {
     }
 }
 
+/// Bits `x - 1`, `x`, `x + 1` of `row` as bits 0, 1, 2 (column -1 reads as unset; `x + 1`
+/// is at most the spare column after the last).
 #[inline]
-fn bit(row: &[u64], x: isize) -> bool {
-    x >= 0 && (row[x as usize / 64] >> (x as usize % 64)) & 1 == 1
+fn three_bits(row: &[u64], x: usize) -> u64 {
+    if x == 0 {
+        return (row[0] & 3) << 1;
+    }
+    let (k, b) = ((x - 1) / 64, (x - 1) % 64);
+    let pair = u128::from(row[k]) | u128::from(row.get(k + 1).copied().unwrap_or(0)) << 64;
+    (pair >> b) as u64 & 7
 }
 
 /// Joins band `b` (`cur`) with band `b − 1` (`prev`); `offset` is subtracted from band-run
@@ -183,13 +190,11 @@ fn join_bands(
             let y1 = 64 * ends_word + ends.trailing_zeros() as usize;
             ends &= ends - 1;
             let q = cur.index_at(y0) - offset;
-            let (y0, y1) = (y0 as isize, y1 as isize);
-            // The contacting pixels above lie within one column of the contact run's ends;
-            // chosen without branches, as these bits are random on noisy masks.
-            let (before, at_start) = (bit(bottom, y0 - 1), bit(bottom, y0));
-            let first = y0 - 1 + isize::from(!before) * (1 + isize::from(!at_start));
-            let (after, at_end) = (bit(bottom, y1 + 1), bit(bottom, y1));
-            let last = y1 + 1 - isize::from(!after) * (1 + isize::from(!at_end));
+            // The contacting pixels above lie within one column of the contact run's ends:
+            // the lowest set bit of the bottom row in columns y0 - 1 ..= y0 + 1, and the
+            // highest in y1 - 1 ..= y1 + 1 (both windows are non-empty by construction).
+            let first = y0 + (three_bits(bottom, y0).trailing_zeros() as usize) - 1;
+            let last = y1 + 62 - three_bits(bottom, y1).leading_zeros() as usize;
             let (p_first, p_last) = (prev.run_at(first as usize) - prev.base, prev.run_at(last as usize) - prev.base);
             union(parent, q, prev.order[p_first as usize] - offset);
             for p in p_first + 1..=p_last {
