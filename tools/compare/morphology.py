@@ -7,8 +7,10 @@
 Writes the masks as NPY files to a temporary folder, runs
 `cargo run --release --example compare_morphology` on them, times the scikit-image
 functions on the very same arrays (median of --repeats calls after one warm-up, one
-thread), checks that both give the same numbers, and prints a table of medians and
-ratios (how many times faster nanoml is) plus lines ready for docs/benchmarks.md.
+thread), alternating the two sides for --rounds rounds, and prints a table of the
+medians (median over rounds of the per-round medians) and ratios (how many times faster
+nanoml is) plus lines ready for docs/benchmarks.md. Correctness is checked separately by
+the fixture tests.
 """
 import argparse
 import json
@@ -63,18 +65,28 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternate nanoml and scikit-image this many times; report the median of the round medians")
     args = ap.parse_args()
     root = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
     data = masks(args.size)
+    ours_rounds, theirs_rounds = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for name, m in data.items():
             np.save(os.path.join(tmp, name + ".npy"), m)
         cmd = ["cargo", "run", "--quiet", "--release", "--example", "compare_morphology", "--", tmp, str(args.repeats)]
-        res = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True)
-    ours = {}
-    for line in res.stdout.splitlines():
-        rec = json.loads(line)
-        ours[(rec["file"], rec["kernel"])] = rec["median_s"]
+        # Rounds alternate the two sides so that drifts in machine load hit both alike.
+        for _ in range(args.rounds):
+            res = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True)
+            ours_round = {}
+            for line in res.stdout.splitlines():
+                rec = json.loads(line)
+                ours_round[(rec["file"], rec["kernel"])] = rec["median_s"]
+            ours_rounds.append(ours_round)
+            theirs_rounds.append({(name, kernel): median_seconds(f, m, args.repeats)
+                                  for name, m in data.items() for kernel, (_, f) in KERNELS.items()})
+    ours = {k: float(np.median([r[k] for r in ours_rounds])) for k in ours_rounds[0]}
+    theirs_all = {k: float(np.median([r[k] for r in theirs_rounds])) for k in theirs_rounds[0]}
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {rustc}; "
           f"python {platform.python_version()}, numpy {np.__version__}, scikit-image {skimage.__version__}")
@@ -82,7 +94,7 @@ def main():
     lines = []
     for name, m in data.items():
         for kernel, (peer, f) in KERNELS.items():
-            theirs = median_seconds(f, m, args.repeats)
+            theirs = theirs_all[(name, kernel)]
             mine = ours[(name, kernel)]
             ratio = theirs / mine
             print(f"{name:<16} {kernel:<22} {fmt(mine):>12} {fmt(theirs):>14} {ratio:>7.1f}×")
