@@ -115,35 +115,30 @@ fn label_images_match_including_numbering() {
     }
 }
 
+/// Area, eccentricity and equivalent diameter of one region agree with scikit-image.
+fn assert_props_match(case: &str, got: &RegionProps, want: &Props) {
+    assert_eq!(got.area, want.area, "{case}");
+    assert!(
+        same_eccentricity(got.eccentricity, want.eccentricity),
+        "{case}: {} vs {}",
+        got.eccentricity,
+        want.eccentricity
+    );
+    assert!((got.equivalent_diameter - want.equivalent_diameter).abs() < 1e-12, "{case}");
+}
+
 #[test]
 fn region_properties_match() {
     for (c, m) in cases() {
         let props = region_props(&label(&m, Connectivity::Eight).unwrap());
         assert_eq!(props.len(), c.props_8.len(), "{}", c.name);
         for (p, want) in props.iter().zip(&c.props_8) {
-            assert_eq!((p.label, p.area), (want.label, want.area), "{}", c.name);
-            assert!(
-                same_eccentricity(p.eccentricity, want.eccentricity),
-                "{}: {} vs {}",
-                c.name,
-                p.eccentricity,
-                want.eccentricity
-            );
-            assert!((p.equivalent_diameter - want.equivalent_diameter).abs() < 1e-12, "{}", c.name);
+            assert_eq!(p.label, want.label, "{}", c.name);
+            assert_props_match(&c.name, p, want);
         }
         match (mask_region_props(&m), &c.whole_mask_props) {
             (None, None) => {}
-            (Some(p), Some(want)) => {
-                assert_eq!(p.area, want.area, "{}", c.name);
-                assert!(
-                    same_eccentricity(p.eccentricity, want.eccentricity),
-                    "{}: {} vs {}",
-                    c.name,
-                    p.eccentricity,
-                    want.eccentricity
-                );
-                assert!((p.equivalent_diameter - want.equivalent_diameter).abs() < 1e-12, "{}", c.name);
-            }
+            (Some(p), Some(want)) => assert_props_match(&c.name, &p, want),
             (got, want) => panic!("{}: {got:?} vs {}", c.name, want.is_some()),
         }
     }
