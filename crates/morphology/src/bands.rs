@@ -195,7 +195,7 @@ fn join_bands(
             // highest in y1 - 1 ..= y1 + 1 (both windows are non-empty by construction).
             let first = y0 + (three_bits(bottom, y0).trailing_zeros() as usize) - 1;
             let last = y1 + 62 - three_bits(bottom, y1).leading_zeros() as usize;
-            let (p_first, p_last) = (prev.run_at(first as usize) - prev.base, prev.run_at(last as usize) - prev.base);
+            let (p_first, p_last) = (prev.run_at(first) - prev.base, prev.run_at(last) - prev.base);
             union(parent, q, prev.order[p_first as usize] - offset);
             for p in p_first + 1..=p_last {
                 union(parent, q, prev.order[p as usize] - offset);
