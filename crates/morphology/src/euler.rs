@@ -21,7 +21,7 @@ use crate::quad::QuadHistogram;
 use ndarray::{ArrayBase, Data, Ix2, s};
 
 /// Gray's formula: χ4 = (Q1 − Q3 + 2·QD)/4, χ8 = (Q1 − Q3 − 2·QD)/4.
-fn euler_from_quads(h: &QuadHistogram, connectivity: Connectivity) -> i64 {
+pub(crate) fn euler_from_quads(h: &QuadHistogram, connectivity: Connectivity) -> i64 {
     let sign = match connectivity {
         Connectivity::Four => 2,
         Connectivity::Eight => -2,

@@ -15,7 +15,7 @@
 //!   of directions nearest to each lattice direction: `c = (α, π/2 − α, π/4, π/4)/π` with
 //!   `α = atan2(dy, dx)` (all ¼ for square pixels, where `L` equals
 //!   [`perimeter_crofton`](crate::perimeter_crofton) with four directions);
-//! * **Euler characteristic** `χ` with the chosen connectivity ([`euler_number`]).
+//! * **Euler characteristic** `χ` with the chosen connectivity ([`euler_number`](crate::euler_number())).
 //!
 //! In the padded variant the image border is the border of the structure (zero padding:
 //! objects touching the edge are closed there). In the periodic variant the image is a
@@ -30,7 +30,7 @@
 //! | Mecke, physics ([`mecke`](MinkowskiFunctionals::mecke)) | W₀ = A | W₁ = L/2 | W₂ = πχ |
 //! | quantimpy ([`quantimpy`](MinkowskiFunctionals::quantimpy)) | M₀ = A | M₁ = L/(2π) | M₂ = χ/π |
 
-use crate::euler::euler_number;
+use crate::euler::euler_from_quads;
 use crate::label::Connectivity;
 use crate::quad::QuadHistogram;
 use crate::{Error, Result};
@@ -132,8 +132,9 @@ pub fn minkowski_functionals<S: Data<Elem = bool>>(
     spacing: Spacing,
 ) -> Result<MinkowskiFunctionals> {
     spacing.validate()?;
+    // One histogram of 2×2 configurations gives all three functionals.
     let h = QuadHistogram::padded(mask);
-    Ok(functionals(&h, euler_number(mask, connectivity), spacing))
+    Ok(functionals(&h, euler_from_quads(&h, connectivity), spacing))
 }
 
 /// Minkowski functionals of the image on a torus (periodic simulation lattices).
@@ -147,7 +148,7 @@ pub fn minkowski_functionals_periodic<S: Data<Elem = bool>>(
 ) -> Result<MinkowskiFunctionals> {
     spacing.validate()?;
     let h = QuadHistogram::periodic(mask);
-    Ok(functionals(&h, crate::euler::euler_number_periodic(mask, connectivity), spacing))
+    Ok(functionals(&h, euler_from_quads(&h, connectivity), spacing))
 }
 
 #[cfg(test)]
