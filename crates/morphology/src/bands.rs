@@ -16,7 +16,7 @@
 
 use crate::bits::{BitImage, shl1, shr1};
 use crate::label::Connectivity;
-use crate::unionfind::{offsets_and_strips, split_for_strips, union};
+use crate::unionfind::{label_of, number_roots, offsets_and_strips, split_for_strips, union};
 use rayon::prelude::*;
 
 /// A band's union row with the starts and (inclusive) ends of its band runs, and the number
@@ -294,19 +294,10 @@ impl BandComponents {
     /// Row-major label image and the number of components. `mask`, when given, is the
     /// foreground as row-major 0/1 bytes (faster to fill from than the bits).
     pub(crate) fn label_image(mut self, mask: Option<&[u8]>) -> (Vec<u32>, usize) {
-        // Flatten (parents never exceed their index) and number roots in index order,
-        // which is raster order of first pixels thanks to the storage order of band runs.
-        let mut next = 0u32;
-        for i in 0..self.parent.len() {
-            let p = self.parent[i] as usize;
-            self.parent[i] = if p == i {
-                next += 1;
-                next
-            } else {
-                self.parent[p]
-            };
-        }
-        let (labels, next) = (self.parent, next as usize);
+        // Roots are numbered in index order, which is raster order of first pixels thanks to
+        // the storage order of band runs; each run resolves its root while filling.
+        let next = number_roots(&mut self.parent);
+        let labels = self.parent;
         let (rows, cols) = (self.bits.rows, self.bits.cols);
         if cols == 0 || rows == 0 {
             return (Vec::new(), next);
@@ -336,7 +327,7 @@ impl BandComponents {
                             // mask both rows; every pixel of the band is written.
                             marker.resize(cols, 0);
                             for i in runs.clone() {
-                                marker[start[i] as usize] = labels[i];
+                                marker[start[i] as usize] = label_of(&labels, i as u32);
                             }
                             let mut current = 0u32;
                             for mk in marker.iter_mut() {
@@ -356,7 +347,7 @@ impl BandComponents {
                         out.fill(std::mem::MaybeUninit::new(0));
                         let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
                         for i in runs {
-                            let (l, span) = (labels[i], start[i] as usize..end[i] as usize);
+                            let (l, span) = (label_of(&labels, i as u32), start[i] as usize..end[i] as usize);
                             for (o, &v) in top_out[span.clone()].iter_mut().zip(&top[span.clone()]) {
                                 o.write(l * u32::from(v));
                             }
@@ -373,7 +364,7 @@ impl BandComponents {
                         let top = bits.row(2 * band);
                         let bottom = if bottom_out.is_empty() { top } else { bits.row(2 * band + 1) };
                         for i in runs {
-                            let l = labels[i];
+                            let l = label_of(&labels, i as u32);
                             for x in start[i] as usize..end[i] as usize {
                                 let (w, s) = (x / 64, x % 64);
                                 top_out[x].write(l & ((top[w] >> s) & 1).wrapping_neg() as u32);

@@ -11,7 +11,7 @@
 
 use crate::bands::BandComponents;
 use crate::bits::{BitImage, shl1, shr1};
-use crate::unionfind::{find, offsets_and_strips, split_for_strips, union};
+use crate::unionfind::{find, label_of, number_roots, offsets_and_strips, split_for_strips, union};
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 use rayon::prelude::*;
@@ -281,22 +281,12 @@ impl RunComponents {
     }
 
     /// Final label (1-based, raster order of first pixel) of every run, and the count.
-    /// Consumes the union–find: `parent` is overwritten with the labels (a root's label is
-    /// assigned before any later run reads it, since roots come first).
+    /// Consumes the union–find (`parent` is taken).
     pub(crate) fn run_labels(&mut self) -> (Vec<u32>, usize) {
-        self.flatten();
-        let mut labels = std::mem::take(&mut self.parent);
-        let mut next = 0u32;
-        for i in 0..labels.len() {
-            let root = labels[i] as usize;
-            labels[i] = if root == i {
-                next += 1;
-                next
-            } else {
-                labels[root]
-            };
-        }
-        (labels, next as usize)
+        let mut parent = std::mem::take(&mut self.parent);
+        let count = number_roots(&mut parent);
+        let labels = (0..parent.len() as u32).map(|i| label_of(&parent, i)).collect();
+        (labels, count)
     }
 
     /// Number of components none of whose pixels lies on the image border.

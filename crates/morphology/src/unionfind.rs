@@ -64,3 +64,49 @@ pub(crate) fn offsets_and_strips(sizes: &[usize], strips: usize) -> (Vec<usize>,
     let bounds = (0..strips).map(|i| i * groups / strips..(i + 1) * groups / strips).collect();
     (offsets, bounds)
 }
+
+/// Flag that [`number_roots`] sets on a root's entry, whose other bits then hold its label.
+const LABELLED: u32 = 1 << 31;
+
+/// Numbers the roots of the forest 1, 2, … in index order (in parallel over chunks) and
+/// returns how many there are. Afterwards a root's entry holds its label with the flag
+/// [`LABELLED`] set and the other entries are unchanged, so that [`label_of`] can resolve
+/// any index. Indices must stay below 2^31 (the callers' masks have fewer than 2^32 pixels
+/// and at most one run per two of them).
+pub(crate) fn number_roots(parent: &mut [u32]) -> usize {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 14;
+    let is_root = |c: usize, j: usize, p: u32| p as usize == c * CHUNK + j;
+    let roots: Vec<u32> = parent
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(c, ch)| ch.iter().enumerate().map(|(j, &p)| u32::from(is_root(c, j, p))).sum())
+        .collect();
+    let mut before = Vec::with_capacity(roots.len());
+    let mut total = 0u32;
+    for n in roots {
+        before.push(total);
+        total += n;
+    }
+    parent.par_chunks_mut(CHUNK).zip(before).enumerate().for_each(|(c, (ch, mut next))| {
+        for (j, p) in ch.iter_mut().enumerate() {
+            // Branch-free: on noise, roots and other runs alternate unpredictably.
+            let root = is_root(c, j, *p);
+            next += u32::from(root);
+            *p = if root { LABELLED | next } else { *p };
+        }
+    });
+    total as usize
+}
+
+/// Label of index `i` after [`number_roots`]: its root's.
+#[inline]
+pub(crate) fn label_of(parent: &[u32], mut i: u32) -> u32 {
+    loop {
+        let p = parent[i as usize];
+        if p & LABELLED != 0 {
+            return p & !LABELLED;
+        }
+        i = p;
+    }
+}
