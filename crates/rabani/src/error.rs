@@ -1,0 +1,32 @@
+//! The error type of `nanoml-rabani`.
+
+/// Everything that can go wrong in `nanoml-rabani`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A parameter lies outside its allowed range.
+    #[error("invalid parameter `{name}` = {value}: expected {expected}")]
+    InvalidParameter {
+        /// Name of the parameter as it appears in the API.
+        name: &'static str,
+        /// The value that was passed, formatted.
+        value: String,
+        /// The allowed range or set, in words.
+        expected: String,
+    },
+    /// An error from `nanoml-core` (I/O, resampling, …).
+    #[error(transparent)]
+    Core(#[from] nanoml_core::Error),
+    /// An error from `nanoml-morphology` (labelling).
+    #[error(transparent)]
+    Morphology(#[from] nanoml_morphology::Error),
+}
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
+        Error::InvalidParameter { name, value: value.to_string(), expected: expected.into() }
+    }
+}

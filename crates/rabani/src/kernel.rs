@@ -1,0 +1,294 @@
+//! The fast kernel for pyRabani's model: single-cell particles, nearest-neighbour bonds,
+//! periodic lattice, random-sequential updating at random sites.
+//!
+//! One Monte Carlo step is `L²` solvent attempts at uniformly random sites, then
+//! `L²·MR` particle move attempts at uniformly random sites, each with a uniformly random
+//! direction (Gordon et al. 2020's kernel, ../shared/notes/rabani.md §1.3). Metropolis
+//! acceptance uses precomputed thresholds: cell codes are 0 (dry), 1 (liquid) and 5
+//! (particle), so the sum of neighbour codes identifies the liquid and particle counts and
+//! indexes the table directly.
+//!
+//! Random numbers: one 64-bit draw gives the row (bits 34–63), the column (bits 4–33),
+//! each mapped to `0..L` by Lemire's multiply-shift with rejection (exactly uniform), and
+//! the direction (bits 0–1); a second draw, only when a move raises the energy, decides
+//! acceptance with 53 bits as pyRabani's `r < exp(−ΔE/kT)`.
+
+use crate::lattice::{DRY, LIQUID, PARTICLE};
+use crate::params::{ALWAYS, Params};
+use nanoml_core::Xoshiro256PlusPlus;
+
+const FIELD_BITS: u32 = 30;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+
+/// Cell storage the kernel reads and writes: a plain slice, or shared atomics for
+/// sublattice updating (see [`crate::sublattice`]).
+pub(crate) trait CellStore {
+    fn get(&self, i: usize) -> u8;
+    fn set(&mut self, i: usize, code: u8);
+}
+
+impl CellStore for [u8] {
+    #[inline]
+    fn get(&self, i: usize) -> u8 {
+        self[i]
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, code: u8) {
+        self[i] = code;
+    }
+}
+
+/// Metropolis thresholds of every local configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Tables {
+    /// `[cell code (0 dry, 1 liquid)][sum of the four neighbour codes]`.
+    pub(crate) solvent: [[u64; 21]; 2],
+    /// `[code sum of the 3 other neighbours of the source][of the target]`.
+    pub(crate) particle: [[u64; 16]; 16],
+    /// The energy changes behind the thresholds, same indexing.
+    pub(crate) solvent_de: [[f64; 21]; 2],
+    pub(crate) particle_de: [[f64; 16]; 16],
+}
+
+impl Tables {
+    pub(crate) fn new(params: &Params) -> Self {
+        let mut solvent_de = [[0.0; 21]; 2];
+        for sum in 0..21usize {
+            let (liquid, particles) = ((sum % 5) as f64, (sum / 5) as f64);
+            // Condensation of a dry cell; evaporation is its exact reverse.
+            let condense = -liquid - params.e_nl * particles + params.mu;
+            solvent_de[DRY as usize][sum] = condense;
+            solvent_de[LIQUID as usize][sum] = -condense;
+        }
+        let mut particle_de = [[0.0; 16]; 16];
+        for (a, row) in particle_de.iter_mut().enumerate() {
+            for (b, de) in row.iter_mut().enumerate() {
+                let (la, na) = ((a % 5) as f64, (a / 5) as f64);
+                let (lb, nb) = ((b % 5) as f64, (b / 5) as f64);
+                *de = (params.e_nl - 1.0) * (la - lb) + (params.e_nn - params.e_nl) * (na - nb);
+            }
+        }
+        let solvent = solvent_de.map(|row| row.map(|de| params.threshold(de)));
+        let particle = particle_de.map(|row| row.map(|de| params.threshold(de)));
+        Tables { solvent, particle, solvent_de, particle_de }
+    }
+}
+
+/// Draws a uniformly random cell `(row, col)` of an `l × l` lattice and two more random
+/// bits (a direction).
+#[inline]
+pub(crate) fn random_site(rng: &mut Xoshiro256PlusPlus, l: u64, reject_below: u64) -> (usize, usize, u64) {
+    loop {
+        let u = rng.next_u64();
+        let (mx, my) = ((u >> 34) * l, ((u >> 4) & FIELD_MASK) * l);
+        if (mx & FIELD_MASK) >= reject_below && (my & FIELD_MASK) >= reject_below {
+            return ((mx >> FIELD_BITS) as usize, (my >> FIELD_BITS) as usize, u & 3);
+        }
+    }
+}
+
+/// The rejection bound of Lemire's method for 30-bit fields: `2^30 mod l`.
+pub(crate) fn reject_below(l: usize) -> u64 {
+    (1u64 << FIELD_BITS) % l as u64
+}
+
+/// `true` with the probability encoded by a Metropolis threshold.
+#[inline]
+pub(crate) fn accept(rng: &mut Xoshiro256PlusPlus, threshold: u64) -> bool {
+    threshold >= ALWAYS || (rng.next_u64() >> 11) < threshold
+}
+
+/// Neighbouring indices on a torus: `(x − 1, x + 1) mod l`.
+#[inline]
+fn around(x: usize, l: usize) -> (usize, usize) {
+    (if x == 0 { l - 1 } else { x - 1 }, if x + 1 == l { 0 } else { x + 1 })
+}
+
+/// Sum of the codes of the four nearest neighbours of `(x, y)`.
+#[inline]
+fn neighbour_sum<C: CellStore + ?Sized>(cells: &C, l: usize, x: usize, y: usize) -> u8 {
+    let ((xm, xp), (ym, yp)) = (around(x, l), around(y, l));
+    cells.get(xm * l + y) + cells.get(xp * l + y) + cells.get(x * l + ym) + cells.get(x * l + yp)
+}
+
+/// The cell index, its code and the neighbour code sum of a solvent attempt at `(x, y)`,
+/// or `None` on a particle.
+#[inline]
+pub(crate) fn solvent_site<C: CellStore + ?Sized>(cells: &C, l: usize, x: usize, y: usize) -> Option<(usize, u8, u8)> {
+    let i = x * l + y;
+    let c = cells.get(i);
+    (c != PARTICLE).then(|| (i, c, neighbour_sum(cells, l, x, y)))
+}
+
+/// One solvent evaporation/condensation attempt at `(x, y)`.
+#[inline]
+pub(crate) fn solvent_attempt<C: CellStore + ?Sized>(
+    cells: &mut C,
+    l: usize,
+    tables: &Tables,
+    rng: &mut Xoshiro256PlusPlus,
+    x: usize,
+    y: usize,
+) {
+    if let Some((i, c, sum)) = solvent_site(cells, l, x, y)
+        && accept(rng, tables.solvent[c as usize][sum as usize])
+    {
+        cells.set(i, c ^ 1);
+    }
+}
+
+/// Source and target cells of a particle move from `(x, y)` in direction `d` (0: row − 1,
+/// 1: row + 1, 2: column − 1, 3: column + 1) and the code sums of A (the source's
+/// neighbours other than the target) and B (the target's other than the source); `None`
+/// unless a particle sits at the source and liquid at the target.
+#[inline]
+pub(crate) fn particle_move<C: CellStore + ?Sized>(
+    cells: &C,
+    l: usize,
+    (x, y): (usize, usize),
+    d: u64,
+) -> Option<(usize, usize, u8, u8)> {
+    let i = x * l + y;
+    if cells.get(i) != PARTICLE {
+        return None;
+    }
+    let ((xm, xp), (ym, yp)) = (around(x, l), around(y, l));
+    let (tx, ty) = match d {
+        0 => (xm, y),
+        1 => (xp, y),
+        2 => (x, ym),
+        _ => (x, yp),
+    };
+    let t = tx * l + ty;
+    if cells.get(t) != LIQUID {
+        return None;
+    }
+    let sum_a = cells.get(xm * l + y) + cells.get(xp * l + y) + cells.get(x * l + ym) + cells.get(x * l + yp) - LIQUID;
+    let sum_b = neighbour_sum(cells, l, tx, ty) - PARTICLE;
+    Some((i, t, sum_a, sum_b))
+}
+
+/// One particle move attempt (see [`particle_move`]); the move swaps the particle with
+/// the liquid. ΔE = (e_nl − 1)(L_A − L_B) + (e_nn − e_nl)(N_A − N_B).
+#[inline]
+pub(crate) fn particle_attempt<C: CellStore + ?Sized>(
+    cells: &mut C,
+    l: usize,
+    tables: &Tables,
+    rng: &mut Xoshiro256PlusPlus,
+    site: (usize, usize),
+    d: u64,
+) {
+    if let Some((i, t, a, b)) = particle_move(cells, l, site, d)
+        && accept(rng, tables.particle[a as usize][b as usize])
+    {
+        cells.set(t, PARTICLE);
+        cells.set(i, LIQUID);
+    }
+}
+
+/// One Monte Carlo step of pyRabani's model.
+pub(crate) fn step(cells: &mut [u8], l: usize, mobility: u32, tables: &Tables, rng: &mut Xoshiro256PlusPlus) {
+    let n = l * l;
+    let (lu, reject) = (l as u64, reject_below(l));
+    for _ in 0..n {
+        let (x, y, _) = random_site(rng, lu, reject);
+        solvent_attempt(cells, l, tables, rng, x, y);
+    }
+    for _ in 0..n * mobility as usize {
+        let (x, y, d) = random_site(rng, lu, reject);
+        particle_attempt(cells, l, tables, rng, (x, y), d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lattice::Lattice;
+    use proptest::prelude::*;
+
+    /// A random lattice of single-cell particles with every state present.
+    fn random_state(l: usize, seed: u64) -> Lattice {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let image = ndarray::Array2::from_shape_fn((l, l), |_| rng.index(3) as u8);
+        Lattice::from_image(image.view()).unwrap()
+    }
+
+    fn params(e_nl: f64, e_nn: f64, mu: f64) -> Params {
+        Params { e_nl, e_nn, mu, kt: 0.3, ..Params::default() }
+    }
+
+    proptest! {
+        #[test]
+        fn incremental_energy_changes_equal_hamiltonian_differences(
+            seed in 0u64..1000, l in 4usize..9, e_nl in 0.5f64..3.0, e_nn in 0.5f64..3.0, mu in 1.0f64..4.0,
+        ) {
+            let p = params(e_nl, e_nn, mu);
+            let tables = Tables::new(&p);
+            let lat = random_state(l, seed);
+            let e0 = lat.energy(&p);
+            for x in 0..l {
+                for y in 0..l {
+                    if let Some((i, c, sum)) = solvent_site(&lat.cells[..], l, x, y) {
+                        let mut after = lat.clone();
+                        after.cells[i] = c ^ 1;
+                        let exact = after.energy(&p) - e0;
+                        prop_assert!((tables.solvent_de[c as usize][sum as usize] - exact).abs() < 1e-9);
+                    }
+                    for d in 0..4 {
+                        if let Some((i, t, a, b)) = particle_move(&lat.cells[..], l, (x, y), d) {
+                            let mut after = lat.clone();
+                            after.cells[t] = PARTICLE;
+                            after.cells[i] = LIQUID;
+                            let exact = after.energy(&p) - e0;
+                            prop_assert!((tables.particle_de[a as usize][b as usize] - exact).abs() < 1e-9);
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn steps_conserve_particles_and_particle_moves_conserve_liquid(seed in 0u64..1000, l in 4usize..12, kt in 0.05f64..2.0) {
+            let p = Params { kt, mu: 2.5, ..Params::default() };
+            let tables = Tables::new(&p);
+            let mut lat = random_state(l, seed);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0xabc);
+            let before = lat.counts();
+            step(&mut lat.cells, l, 2, &tables, &mut rng);
+            prop_assert_eq!(lat.counts()[2], before[2]);
+            // The particle phase alone: liquid conserved, and particles only enter cells
+            // that were liquid.
+            let counts = lat.counts();
+            for _ in 0..l * l * 4 {
+                let was = lat.cells.clone();
+                let (x, y, d) = random_site(&mut rng, l as u64, reject_below(l));
+                particle_attempt(&mut lat.cells[..], l, &tables, &mut rng, (x, y), d);
+                for (i, (&old, &new)) in was.iter().zip(&lat.cells).enumerate() {
+                    if new == PARTICLE && old != PARTICLE {
+                        prop_assert_eq!(old, LIQUID, "particle entered cell {} that was {}", i, old);
+                    }
+                    prop_assert!(new != DRY || old == DRY);
+                }
+            }
+            prop_assert_eq!(lat.counts(), counts);
+        }
+    }
+
+    #[test]
+    fn random_sites_are_uniform_and_directions_too() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let l = 6;
+        let mut hits = vec![0u32; l * l * 4];
+        let n = 288_000;
+        for _ in 0..n {
+            let (x, y, d) = random_site(&mut rng, l as u64, reject_below(l));
+            hits[(x * l + y) * 4 + d as usize] += 1;
+        }
+        let expected = n as f64 / hits.len() as f64;
+        let chi2: f64 = hits.iter().map(|&h| (f64::from(h) - expected).powi(2) / expected).sum();
+        // 143 degrees of freedom: the 99.9 % quantile is about 200.
+        assert!(chi2 < 200.0, "chi2 = {chi2}");
+    }
+}
