@@ -164,7 +164,14 @@ impl General {
     }
 
     /// One Metropolis attempt to move particle `k` in direction `d`.
-    fn move_attempt(&mut self, params: &Params, lattice: &mut Lattice, rng: &mut Xoshiro256PlusPlus, k: usize, d: usize) {
+    fn move_attempt(
+        &mut self,
+        params: &Params,
+        lattice: &mut Lattice,
+        rng: &mut Xoshiro256PlusPlus,
+        k: usize,
+        d: usize,
+    ) {
         let Some(de) = self.try_move(params, &mut lattice.cells, k, d) else { return };
         if crate::kernel::accept(rng, params.threshold(de)) {
             self.commit_move(lattice, k, d);

@@ -13,7 +13,7 @@
 //! the direction (bits 0–1); a second draw, only when a move raises the energy, decides
 //! acceptance with 53 bits as pyRabani's `r < exp(−ΔE/kT)`.
 
-use crate::lattice::{DRY, LIQUID, PARTICLE};
+use crate::lattice::{LIQUID, PARTICLE};
 use crate::params::{ALWAYS, Params};
 use nanoml_core::Xoshiro256PlusPlus;
 
@@ -46,20 +46,22 @@ pub(crate) struct Tables {
     pub(crate) solvent: [[u64; 21]; 2],
     /// `[code sum of the 3 other neighbours of the source][of the target]`.
     pub(crate) particle: [[u64; 16]; 16],
-    /// The energy changes behind the thresholds, same indexing.
+    /// The energy changes behind the thresholds, same indexing (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) solvent_de: [[f64; 21]; 2],
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) particle_de: [[f64; 16]; 16],
 }
 
 impl Tables {
     pub(crate) fn new(params: &Params) -> Self {
         let mut solvent_de = [[0.0; 21]; 2];
-        for sum in 0..21usize {
-            let (liquid, particles) = ((sum % 5) as f64, (sum / 5) as f64);
+        let [dry, liquid] = &mut solvent_de;
+        for (sum, (d, w)) in dry.iter_mut().zip(liquid.iter_mut()).enumerate() {
+            let (liquids, particles) = ((sum % 5) as f64, (sum / 5) as f64);
             // Condensation of a dry cell; evaporation is its exact reverse.
-            let condense = -liquid - params.e_nl * particles + params.mu;
-            solvent_de[DRY as usize][sum] = condense;
-            solvent_de[LIQUID as usize][sum] = -condense;
+            let condense = -liquids - params.e_nl * particles + params.mu;
+            (*d, *w) = (condense, -condense);
         }
         let mut particle_de = [[0.0; 16]; 16];
         for (a, row) in particle_de.iter_mut().enumerate() {
@@ -205,7 +207,7 @@ pub(crate) fn step(cells: &mut [u8], l: usize, mobility: u32, tables: &Tables, r
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lattice::Lattice;
+    use crate::lattice::{DRY, Lattice};
     use proptest::prelude::*;
 
     /// A random lattice of single-cell particles with every state present.

@@ -133,7 +133,11 @@ impl Lattice {
             return Err(Error::invalid("particle_size", self.particle_size, "1 to set single cells"));
         }
         if row >= self.size || col >= self.size {
-            return Err(Error::invalid("(row, col)", format!("({row}, {col})"), format!("inside the {0}×{0} lattice", self.size)));
+            return Err(Error::invalid(
+                "(row, col)",
+                format!("({row}, {col})"),
+                format!("inside the {0}×{0} lattice", self.size),
+            ));
         }
         self.cells[row * self.size + col] = cell.code();
         Ok(())

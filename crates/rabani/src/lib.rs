@@ -39,7 +39,9 @@ mod params;
 mod simulate;
 mod sublattice;
 
-pub use classify::{CELLULAR_MIN, Category, HOLE_MIN_DRY, ISLAND_MAX, LABYRINTH_MAX, LABYRINTH_MIN, Labelled, categorize};
+pub use classify::{
+    CELLULAR_MIN, Category, HOLE_MIN_DRY, ISLAND_MAX, LABYRINTH_MAX, LABYRINTH_MIN, Labelled, categorize,
+};
 pub use error::{Error, Result};
 pub use lattice::{Cell, Lattice};
 pub use params::{Boundary, Dynamics, EarlyStop, MoveSchedule, Params};

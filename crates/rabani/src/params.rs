@@ -210,7 +210,11 @@ impl Params {
         finite("e_nl", self.e_nl)?;
         finite("e_nn", self.e_nn)?;
         if self.mobility == 0 {
-            return Err(Error::invalid("mobility", self.mobility, "an integer ≥ 1 (move attempts per particle per step)"));
+            return Err(Error::invalid(
+                "mobility",
+                self.mobility,
+                "an integer ≥ 1 (move attempts per particle per step)",
+            ));
         }
         if !(self.coverage > 0.0 && self.coverage < 1.0) {
             return Err(Error::invalid("coverage", self.coverage, "a fraction in (0, 1)"));
@@ -233,7 +237,11 @@ impl Params {
                 return Err(Error::invalid(
                     "coverage",
                     self.coverage,
-                    format!("at most {:.4} for L = {} (room for {blocks} particles of 3×3)", blocks as f64 * 9.0 / (self.size * self.size) as f64, self.size),
+                    format!(
+                        "at most {:.4} for L = {} (room for {blocks} particles of 3×3)",
+                        blocks as f64 * 9.0 / (self.size * self.size) as f64,
+                        self.size
+                    ),
                 ));
             }
         }
@@ -245,7 +253,7 @@ impl Params {
                     "random-sequential unless particles are single cells with nearest-neighbour bonds, periodic boundaries and random-site moves",
                 ));
             }
-            if self.size % 4 != 0 {
+            if !self.size.is_multiple_of(4) {
                 return Err(Error::invalid("size", self.size, "a multiple of 4 for sublattice dynamics"));
             }
         }

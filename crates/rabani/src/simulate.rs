@@ -233,7 +233,13 @@ impl StopState {
             fractions = (0..4).map(|_| rng.uniform()).collect();
         }
         // pyRabani's first checkpoint is `np.ones`: every cell "liquid".
-        StopState { rule: params.early_stop, checkpoint: vec![LIQUID; params.size * params.size], fractions, spread: f64::NAN, primed: false }
+        StopState {
+            rule: params.early_stop,
+            checkpoint: vec![LIQUID; params.size * params.size],
+            fractions,
+            spread: f64::NAN,
+            primed: false,
+        }
     }
 
     /// Fraction of cells whose state equals the checkpoint's; the checkpoint becomes now.
@@ -248,7 +254,7 @@ impl StopState {
         match self.rule {
             EarlyStop::Off => false,
             EarlyStop::PyRabani => {
-                if m % 25 == 0 {
+                if m.is_multiple_of(25) {
                     // perc[-1] = similarity; perc = roll(perc, -1); std(diff(perc)).
                     let f = self.unchanged(lattice);
                     self.fractions[3] = f;
@@ -261,7 +267,7 @@ impl StopState {
             }
             EarlyStop::Converged { interval, window, tolerance, min_steps } => {
                 let done = m + 1;
-                if done % interval != 0 {
+                if !done.is_multiple_of(interval) {
                     return false;
                 }
                 let f = self.unchanged(lattice);

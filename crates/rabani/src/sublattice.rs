@@ -51,7 +51,8 @@ pub(crate) fn step(
     let cells_a = &atomic[..];
     for colour in 0..2usize {
         (0..l).into_par_iter().for_each(|x| {
-            let mut rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed_path(seed, &[step, 0, colour as u64, x as u64]));
+            let mut rng =
+                Xoshiro256PlusPlus::seed_from_u64(derive_seed_path(seed, &[step, 0, colour as u64, x as u64]));
             let mut shared = Shared(cells_a);
             for y in ((x + colour) % 2..l).step_by(2) {
                 solvent_attempt(&mut shared, l, tables, &mut rng, x, y);
