@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | [`core`] | `nanoml-core` | seed policy and RNG, progress callbacks, PNG/NPY I/O, resampling, affine warps, sliding windows |
 //! | [`morphology`] | `nanoml-morphology` | labelling, Euler numbers, perimeters, Minkowski functionals, region properties, homogeneity tests |
+//! | [`rabani`] | `nanoml-rabani` | Rabani lattice Monte Carlo of drying nanoparticle films, Euler-number categories, training sets |
 //!
 //! ```
 //! use nanoml::morphology::{euler_number, Connectivity};
@@ -22,6 +23,7 @@
 
 pub use nanoml_core as core;
 pub use nanoml_morphology as morphology;
+pub use nanoml_rabani as rabani;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -6,18 +6,23 @@
 //! direction (Gordon et al. 2020's kernel, ../shared/notes/rabani.md §1.3). Metropolis
 //! acceptance uses precomputed thresholds: cell codes are 0 (dry), 1 (liquid) and 5
 //! (particle), so the sum of neighbour codes identifies the liquid and particle counts and
-//! indexes the table directly.
+//! indexes the table directly, and a move is accepted iff a uniform 53-bit integer is
+//! below `⌈exp(−ΔE/kT)·2^53⌉`, which is pyRabani's `r < exp(−ΔE/kT)` for `r ∈ [0, 1)`.
 //!
-//! Random numbers: one 64-bit draw gives the row (bits 34–63), the column (bits 4–33),
-//! each mapped to `0..L` by Lemire's multiply-shift with rejection (exactly uniform), and
-//! the direction (bits 0–1); a second draw, only when a move raises the energy, decides
-//! acceptance with 53 bits as pyRabani's `r < exp(−ΔE/kT)`.
+//! The simulator runs [`Skipping`], which draws how many attempts of a phase can do
+//! anything and performs only those (exactly the same law of lattice states, see its
+//! docs). Sites come from Lemire's multiply-shift with rejection (exactly uniform); the
+//! random bits left over from a site draw start the acceptance draw, and more are drawn
+//! only in the rare case they do not decide it. The attempt-by-attempt [`step`] is kept
+//! for the tests (and the sublattice dynamics share its single-attempt functions).
 
 use crate::lattice::{LIQUID, PARTICLE};
 use crate::params::{ALWAYS, Params};
 use nanoml_core::Xoshiro256PlusPlus;
 
+#[cfg(test)]
 const FIELD_BITS: u32 = 30;
+#[cfg(test)]
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
 
 /// Cell storage the kernel reads and writes: a plain slice, or shared atomics for
@@ -79,6 +84,7 @@ impl Tables {
 
 /// Draws a uniformly random cell `(row, col)` of an `l × l` lattice and two more random
 /// bits (a direction).
+#[cfg(test)]
 #[inline]
 pub(crate) fn random_site(rng: &mut Xoshiro256PlusPlus, l: u64, reject_below: u64) -> (usize, usize, u64) {
     loop {
@@ -91,6 +97,7 @@ pub(crate) fn random_site(rng: &mut Xoshiro256PlusPlus, l: u64, reject_below: u6
 }
 
 /// The rejection bound of Lemire's method for 30-bit fields: `2^30 mod l`.
+#[cfg(test)]
 pub(crate) fn reject_below(l: usize) -> u64 {
     (1u64 << FIELD_BITS) % l as u64
 }
@@ -99,6 +106,22 @@ pub(crate) fn reject_below(l: usize) -> u64 {
 #[inline]
 pub(crate) fn accept(rng: &mut Xoshiro256PlusPlus, threshold: u64) -> bool {
     threshold >= ALWAYS || (rng.next_u64() >> 11) < threshold
+}
+
+/// [`accept`] with the first `bits` of the 53-bit uniform taken from `spare` (random bits
+/// left over from the draw that chose the site); the remaining bits are drawn only when
+/// those leave the outcome open (probability 2^−bits), so the decision is exactly
+/// `U < threshold` for a uniform 53-bit `U`.
+#[inline]
+fn accept_spare(rng: &mut Xoshiro256PlusPlus, threshold: u64, spare: u64, bits: u32) -> bool {
+    let rest = 53 - bits;
+    let head = threshold >> rest;
+    // Computed without a branch on the (unpredictable) outcome; only the rare tie draws.
+    let mut accepted = spare < head;
+    if spare == head {
+        accepted = (rng.next_u64() >> (64 - rest)) < threshold & ((1 << rest) - 1);
+    }
+    accepted
 }
 
 /// Neighbouring indices on a torus: `(x − 1, x + 1) mod l`.
@@ -190,7 +213,9 @@ pub(crate) fn particle_attempt<C: CellStore + ?Sized>(
     }
 }
 
-/// One Monte Carlo step of pyRabani's model.
+/// One Monte Carlo step of pyRabani's model, attempt by attempt as the reference does it
+/// (kept as the plain reference for [`Skipping`], which the simulator uses).
+#[cfg(test)]
 pub(crate) fn step(cells: &mut [u8], l: usize, mobility: u32, tables: &Tables, rng: &mut Xoshiro256PlusPlus) {
     let n = l * l;
     let (lu, reject) = (l as u64, reject_below(l));
@@ -201,6 +226,140 @@ pub(crate) fn step(cells: &mut [u8], l: usize, mobility: u32, tables: &Tables, r
     for _ in 0..n * mobility as usize {
         let (x, y, d) = random_site(rng, lu, reject);
         particle_attempt(cells, l, tables, rng, (x, y), d);
+    }
+}
+
+/// Packs `(row, col)` (each below 2^16) into one `u32`.
+#[inline]
+fn pack(x: usize, y: usize) -> u32 {
+    ((x as u32) << 16) | y as u32
+}
+
+#[inline]
+fn unpack(v: u32) -> (usize, usize) {
+    ((v >> 16) as usize, (v & 0xffff) as usize)
+}
+
+/// Uniform integer in `0..n` from 32 random bits by Lemire's multiply-shift; `None` on
+/// the rare draws that rejection discards (so the result is exactly uniform).
+#[inline]
+fn lemire32(bits: u32, n: u64, reject: u64) -> Option<u64> {
+    let m = u64::from(bits) * n;
+    ((m & 0xffff_ffff) >= reject).then_some(m >> 32)
+}
+
+/// Number of `draws` uniform sites in `0..total` that fall below `hits_below`: a
+/// Binomial(draws, hits_below/total) count, drawn exactly, two sites per random word.
+fn count_hits(rng: &mut Xoshiro256PlusPlus, draws: usize, hits_below: u64, total: u64) -> usize {
+    let reject = (1u64 << 32) % total;
+    let (mut hits, mut left) = (0usize, draws);
+    // Rejected draws are replaced by new ones until `draws` draws have been accepted.
+    while left > 0 {
+        let (mut valid, mut h) = (0usize, 0usize);
+        let mut tally = |half: u32| {
+            let m = u64::from(half) * total;
+            let ok = (m & 0xffff_ffff) >= reject;
+            valid += usize::from(ok);
+            h += usize::from(ok & ((m >> 32) < hits_below));
+        };
+        for _ in 0..left / 2 {
+            let u = rng.next_u64();
+            tally(u as u32);
+            tally((u >> 32) as u32);
+        }
+        if left % 2 == 1 {
+            tally(rng.next_u32());
+        }
+        hits += h;
+        left -= valid;
+    }
+    hits
+}
+
+/// pyRabani's step without the wasted attempts.
+///
+/// An attempt at a uniformly random site does nothing unless the site can change (not a
+/// particle for the solvent phase, a particle for the particle phase), and the number of
+/// such sites is constant within each phase (solvent flips never touch particles, moves
+/// conserve them). So the number of effective attempts of a phase is Binomial(attempts,
+/// sites/L²), drawn exactly here by counting, and each effective attempt picks a uniform
+/// site of the right kind from a list. The sequence of lattice states has exactly the law
+/// of the attempt-by-attempt kernel; only the wasted work (and its unpredictable
+/// branches) is gone. The lists store packed `(row, col)`, and `slot[cell]` is the cell's
+/// position in its list, so that a move updates both lists in O(1).
+#[derive(Clone, Debug)]
+pub(crate) struct Skipping {
+    particles: Vec<u32>,
+    others: Vec<u32>,
+    slot: Vec<u32>,
+}
+
+impl Skipping {
+    pub(crate) fn new(cells: &[u8], l: usize) -> Self {
+        let (mut particles, mut others) = (Vec::new(), Vec::new());
+        let mut slot = vec![0u32; cells.len()];
+        for x in 0..l {
+            for y in 0..l {
+                let i = x * l + y;
+                let list = if cells[i] == PARTICLE { &mut particles } else { &mut others };
+                slot[i] = list.len() as u32;
+                list.push(pack(x, y));
+            }
+        }
+        Skipping { particles, others, slot }
+    }
+
+    pub(crate) fn step(
+        &mut self,
+        cells: &mut [u8],
+        l: usize,
+        mobility: u32,
+        tables: &Tables,
+        rng: &mut Xoshiro256PlusPlus,
+    ) {
+        let n = l * l;
+        let total = n as u64;
+        // Solvent phase: only cells without a particle can flip.
+        let n_others = self.others.len() as u64;
+        let flips = count_hits(rng, n, n_others, total);
+        let reject = (1u64 << 32) % n_others.max(1);
+        let mut done = 0;
+        while done < flips {
+            let u = rng.next_u64();
+            let Some(k) = lemire32(u as u32, n_others, reject) else { continue };
+            done += 1;
+            let (x, y) = unpack(self.others[k as usize]);
+            let i = x * l + y;
+            let (c, sum) = (cells[i], neighbour_sum(&*cells, l, x, y));
+            let flip = accept_spare(rng, tables.solvent[c as usize][sum as usize], u >> 32, 32);
+            cells[i] = c ^ u8::from(flip);
+        }
+        // Particle phase: only attempts at particles can move one.
+        let n_particles = self.particles.len() as u64;
+        if n_particles == 0 || n_others == 0 {
+            return; // nothing can move
+        }
+        let moves = count_hits(rng, n * mobility as usize, n_particles, total);
+        let reject = (1u64 << 32) % n_particles.max(1);
+        let mut done = 0;
+        while done < moves {
+            let u = rng.next_u64();
+            let Some(k) = lemire32(u as u32, n_particles, reject) else { continue };
+            done += 1;
+            let k = k as usize;
+            let (x, y) = unpack(self.particles[k]);
+            if let Some((i, t, a, b)) = particle_move(&*cells, l, (x, y), (u >> 32) & 3)
+                && accept_spare(rng, tables.particle[a as usize][b as usize], u >> 34, 30)
+            {
+                cells[t] = PARTICLE;
+                cells[i] = LIQUID;
+                let (ti, ts) = (t as u32, self.slot[t]);
+                self.particles[k] = pack(t / l, t % l);
+                self.others[ts as usize] = pack(x, y);
+                self.slot[i] = ts;
+                self.slot[ti as usize] = k as u32;
+            }
+        }
     }
 }
 

@@ -20,7 +20,9 @@
 //! ```
 //! use nanoml_rabani::{categorize, simulate, EarlyStop, Params};
 //! use nanoml_morphology::EulerRule;
-//! let params = Params { size: 64, kt: 0.25, mu: 2.8, max_steps: 100, ..Params::default() };
+//! let params = Params {
+//!     size: 64, kt: 0.25, mu: 2.8, max_steps: 400, early_stop: EarlyStop::converged(), ..Params::default()
+//! };
 //! let run = simulate(&params, 42)?;
 //! let label = categorize(&run.lattice.image(), EulerRule::Legacy)?;
 //! assert_eq!(run.lattice.counts()[2], params.particle_count()); // particles are conserved

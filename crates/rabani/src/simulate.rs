@@ -33,7 +33,7 @@ pub struct Simulation {
 }
 
 enum Engine {
-    Fast(Tables),
+    Fast(Tables, Box<kernel::Skipping>),
     Sublattice(Tables),
     General(Box<General>),
 }
@@ -95,7 +95,9 @@ impl Simulator {
         }
         let engine = match params.dynamics {
             Dynamics::Sublattice => Engine::Sublattice(Tables::new(params)),
-            Dynamics::RandomSequential if params.is_pyrabani() => Engine::Fast(Tables::new(params)),
+            Dynamics::RandomSequential if params.is_pyrabani() => {
+                Engine::Fast(Tables::new(params), Box::new(kernel::Skipping::new(&lattice.cells, lattice.size)))
+            }
             Dynamics::RandomSequential => Engine::General(Box::new(General::new(params, &lattice))),
         };
         let rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed(seed, 1));
@@ -106,7 +108,7 @@ impl Simulator {
     pub fn step(&mut self) {
         let (p, l) = (&self.params, self.lattice.size);
         match &mut self.engine {
-            Engine::Fast(t) => kernel::step(&mut self.lattice.cells, l, p.mobility, t, &mut self.rng),
+            Engine::Fast(t, s) => s.step(&mut self.lattice.cells, l, p.mobility, t, &mut self.rng),
             Engine::Sublattice(t) => {
                 let seed = derive_seed(self.seed, 2);
                 sublattice::step(&mut self.lattice.cells, l, p.mobility, t, seed, self.steps as u64, &mut self.rng)
