@@ -16,6 +16,7 @@
 //! | one run, step by step or to the end | [`Simulator`], [`simulate`] |
 //! | many runs in parallel, deterministic | [`simulate_batch`] |
 //! | morphology categories by Euler number | [`categorize`], [`Category`] |
+//! | training sets: sample, simulate, label, upscale, augment, flatten | [`dataset::TrainingSet`] |
 //!
 //! ```
 //! use nanoml_rabani::{categorize, simulate, EarlyStop, Params};
@@ -33,6 +34,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod classify;
+pub mod dataset;
 mod error;
 mod general;
 mod kernel;

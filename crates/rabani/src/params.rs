@@ -61,7 +61,8 @@ pub enum EarlyStop {
     /// values and is rolled so that its last entry is stale; the run stops as soon as
     /// the population standard deviation of the window's three differences lies in
     /// (0, 0.002) and the step index (0-based) exceeds 200. The first check compares
-    /// against an all-liquid image.
+    /// against an all-liquid image. A film that has stopped changing altogether gives a
+    /// deviation of exactly 0 and therefore never stops early (as in the reference).
     PyRabani,
     /// A clean alternative: every `interval` steps record the fraction of cells
     /// unchanged since the previous check; stop when the last `window` fractions span
