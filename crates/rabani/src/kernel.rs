@@ -9,20 +9,18 @@
 //! indexes the table directly, and a move is accepted iff a uniform 53-bit integer is
 //! below `⌈exp(−ΔE/kT)·2^53⌉`, which is pyRabani's `r < exp(−ΔE/kT)` for `r ∈ [0, 1)`.
 //!
-//! The simulator runs [`Skipping`], which draws how many attempts of a phase can do
-//! anything and performs only those (exactly the same law of lattice states, see its
-//! docs). Sites come from Lemire's multiply-shift with rejection (exactly uniform); the
-//! random bits left over from a site draw start the acceptance draw, and more are drawn
-//! only in the rare case they do not decide it. The attempt-by-attempt [`step`] is kept
-//! for the tests (and the sublattice dynamics share its single-attempt functions).
+//! Up to 512² the simulator runs [`Skipping`], which draws how many attempts of a phase
+//! can do anything and performs only those (exactly the same law of lattice states, see
+//! its docs); above, the attempt-by-attempt [`step`]. Sites come from Lemire's
+//! multiply-shift with rejection (exactly uniform); in `Skipping` the random bits left
+//! over from a site draw start the acceptance draw, and more are drawn only in the rare
+//! case they do not decide it. The sublattice dynamics share the single-attempt functions.
 
 use crate::lattice::{LIQUID, PARTICLE};
 use crate::params::{ALWAYS, Params};
 use nanoml_core::Xoshiro256PlusPlus;
 
-#[cfg(test)]
 const FIELD_BITS: u32 = 30;
-#[cfg(test)]
 const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
 
 /// Cell storage the kernel reads and writes: a plain slice, or shared atomics for
@@ -84,7 +82,6 @@ impl Tables {
 
 /// Draws a uniformly random cell `(row, col)` of an `l × l` lattice and two more random
 /// bits (a direction).
-#[cfg(test)]
 #[inline]
 pub(crate) fn random_site(rng: &mut Xoshiro256PlusPlus, l: u64, reject_below: u64) -> (usize, usize, u64) {
     loop {
@@ -97,7 +94,6 @@ pub(crate) fn random_site(rng: &mut Xoshiro256PlusPlus, l: u64, reject_below: u6
 }
 
 /// The rejection bound of Lemire's method for 30-bit fields: `2^30 mod l`.
-#[cfg(test)]
 pub(crate) fn reject_below(l: usize) -> u64 {
     (1u64 << FIELD_BITS) % l as u64
 }
@@ -214,8 +210,8 @@ pub(crate) fn particle_attempt<C: CellStore + ?Sized>(
 }
 
 /// One Monte Carlo step of pyRabani's model, attempt by attempt as the reference does it
-/// (kept as the plain reference for [`Skipping`], which the simulator uses).
-#[cfg(test)]
+/// (the simulator's choice for lattices too large for [`Skipping`]'s lists to stay in
+/// cache, and the tests' reference).
 pub(crate) fn step(cells: &mut [u8], l: usize, mobility: u32, tables: &Tables, rng: &mut Xoshiro256PlusPlus) {
     let n = l * l;
     let (lu, reject) = (l as u64, reject_below(l));
@@ -435,6 +431,41 @@ mod tests {
             }
             prop_assert_eq!(lat.counts(), counts);
         }
+    }
+
+    /// Mean and standard error (from 50 batch means) of the energy per step.
+    fn energy_mean(mut step_fn: impl FnMut(&mut Lattice), params: &Params, lat: &mut Lattice) -> (f64, f64) {
+        for _ in 0..200 {
+            step_fn(lat);
+        }
+        let batches: Vec<f64> = (0..50)
+            .map(|_| {
+                (0..1000)
+                    .map(|_| {
+                        step_fn(lat);
+                        lat.energy(params)
+                    })
+                    .sum::<f64>()
+                    / 1000.0
+            })
+            .collect();
+        let m = batches.iter().sum::<f64>() / 50.0;
+        let se = (batches.iter().map(|b| (b - m).powi(2)).sum::<f64>() / (50.0 * 49.0)).sqrt();
+        (m, se)
+    }
+
+    #[test]
+    fn skipping_and_plain_kernels_sample_the_same_mean_energy() {
+        let p = Params { kt: 0.8, mu: 2.3, size: 6, ..Params::default() };
+        let tables = Tables::new(&p);
+        let mut lat = random_state(6, 4);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let plain = energy_mean(|lat| step(&mut lat.cells, 6, 1, &tables, &mut rng), &p, &mut lat.clone());
+        let mut skipping = Skipping::new(&lat.cells, 6);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
+        let fast = energy_mean(|lat| skipping.step(&mut lat.cells, 6, 1, &tables, &mut rng), &p, &mut lat);
+        let diff = (plain.0 - fast.0).abs();
+        assert!(diff < 4.0 * (plain.1.hypot(fast.1)), "plain {plain:?} vs skipping {fast:?}");
     }
 
     #[test]
