@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod draw;
 mod error;
 pub mod io;
 pub mod progress;
