@@ -175,6 +175,20 @@ impl Augmentation {
     }
 }
 
+/// Pepper noise on a binary image: each pixel set to 0 with probability `fraction`. This
+/// is what the reference's "speckle" noise does to two-level images (its replacement
+/// value is always the lower level), and how it made the noisy inputs of the denoising
+/// autoencoder (`fraction = 0.4`) and of sliding-window classification (0.05).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] unless `fraction` lies in [0, 1].
+pub fn pepper_noise(image: &Array2<u8>, fraction: f64, rng: &mut Xoshiro256PlusPlus) -> Result<Array2<u8>> {
+    if !(0.0..=1.0).contains(&fraction) {
+        return Err(Error::invalid("fraction", fraction, "a probability in [0, 1]"));
+    }
+    Ok(image.mapv(|v| if rng.bernoulli(fraction) { 0 } else { v }))
+}
+
 /// The reference's two-level flattening of a three-level image (see the module docs);
 /// `coin` chooses the replacement level. Returns 0/1 pixels.
 pub fn flatten_two_levels(image: &Array2<u8>, coin: bool) -> Array2<u8> {
@@ -485,6 +499,16 @@ mod tests {
             let count = |m: &Array2<u8>, v: u8| m.iter().filter(|&&x| x == v).count();
             assert_eq!((count(&a, 0), count(&a, 1), count(&a, 2)), (count(&img, 0), count(&img, 1), count(&img, 2)));
         }
+    }
+
+    #[test]
+    fn pepper_noise_only_clears_pixels_at_about_the_rate_asked() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let ones = Array2::from_elem((100, 100), 1u8);
+        let noisy = pepper_noise(&ones, 0.4, &mut rng).unwrap();
+        let cleared = noisy.iter().filter(|&&v| v == 0).count() as f64 / 1e4;
+        assert!((cleared - 0.4).abs() < 0.02, "{cleared}");
+        assert!(pepper_noise(&ones, 1.5, &mut rng).is_err());
     }
 
     #[test]

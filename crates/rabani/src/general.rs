@@ -26,6 +26,12 @@ pub(crate) struct General {
     /// Particle index whose top-left cell this is, or `NONE`.
     corner: Vec<u32>,
     changed: Vec<usize>,
+    /// Condensation energy by `21 · (nearest-neighbour code sum) + (diagonal code sum)`
+    /// (codes 0/1/5, so each sum tells liquid and particle counts apart); evaporation is
+    /// its negative. With the Metropolis thresholds of both.
+    #[cfg_attr(not(test), allow(dead_code))]
+    condense: Vec<f64>,
+    thresholds: [Vec<u64>; 2],
 }
 
 impl General {
@@ -40,6 +46,16 @@ impl General {
         } else {
             lattice.particles.clone()
         };
+        let condense: Vec<f64> = (0..21 * 21)
+            .map(|key| {
+                let bonds = |sum: usize| -((sum % 5) as f64) - params.e_nl * (sum / 5) as f64;
+                params.mu + w1 * bonds(key / 21) + w2 * bonds(key % 21)
+            })
+            .collect();
+        let thresholds = [
+            condense.iter().map(|&de| params.threshold(de)).collect(),
+            condense.iter().map(|&de| params.threshold(-de)).collect(),
+        ];
         let mut corner = vec![NONE; lattice.cells.len()];
         for (k, &p) in positions.iter().enumerate() {
             corner[p as usize] = k as u32;
@@ -52,6 +68,8 @@ impl General {
             positions,
             corner,
             changed: Vec::new(),
+            condense,
+            thresholds,
         }
     }
 
@@ -89,21 +107,28 @@ impl General {
         e
     }
 
-    /// Energy change of flipping the solvent at cell `i` (dry ↔ liquid), or `None` when a
+    /// The table key of a solvent flip at cell `i` (see `condense`), or `None` when a
     /// particle sits there.
-    pub(crate) fn solvent_delta(&self, params: &Params, cells: &[u8], i: usize) -> Option<f64> {
-        let c = cells[i];
-        if c == PARTICLE {
+    fn solvent_key(&self, cells: &[u8], i: usize) -> Option<usize> {
+        if cells[i] == PARTICLE {
             return None;
         }
         let l = self.size;
-        let mut condense = params.mu;
-        for &(dr, dc, w) in &self.offsets {
+        let mut sums = [0usize; 2];
+        for (n, &(dr, dc, _)) in self.offsets.iter().enumerate() {
             if let Some(j) = self.at(i / l, i % l, dr, dc) {
-                condense += w * bond_energy(params, LIQUID, cells[j]);
+                sums[n / 4] += usize::from(cells[j]);
             }
         }
-        Some(if c == LIQUID { -condense } else { condense })
+        Some(21 * sums[0] + sums[1])
+    }
+
+    /// Energy change of flipping the solvent at cell `i` (dry ↔ liquid), or `None` when a
+    /// particle sits there.
+    #[cfg(test)]
+    pub(crate) fn solvent_delta(&self, cells: &[u8], i: usize) -> Option<f64> {
+        let key = self.solvent_key(cells, i)?;
+        Some(if cells[i] == LIQUID { -self.condense[key] } else { self.condense[key] })
     }
 
     /// Moves particle `k` one cell in direction `d` (0: row − 1, 1: row + 1, 2: column − 1,
@@ -192,8 +217,8 @@ impl General {
         let n = self.size * self.size;
         for _ in 0..n {
             let i = rng.index(n);
-            if let Some(de) = self.solvent_delta(params, &lattice.cells, i)
-                && crate::kernel::accept(rng, params.threshold(de))
+            if let Some(key) = self.solvent_key(&lattice.cells, i)
+                && crate::kernel::accept(rng, self.thresholds[usize::from(lattice.cells[i])][key])
             {
                 lattice.cells[i] ^= 1;
             }
@@ -259,7 +284,7 @@ mod tests {
             let mut g = General::new(&params, &lat);
             let e0 = lat.energy(&params);
             for i in 0..lat.cells.len() {
-                if let Some(de) = g.solvent_delta(&params, &lat.cells, i) {
+                if let Some(de) = g.solvent_delta(&lat.cells, i) {
                     lat.cells[i] ^= 1;
                     prop_assert!((lat.energy(&params) - e0 - de).abs() < 1e-9);
                     lat.cells[i] ^= 1;
