@@ -225,17 +225,6 @@ pub(crate) fn step(cells: &mut [u8], l: usize, mobility: u32, tables: &Tables, r
     }
 }
 
-/// Packs `(row, col)` (each below 2^16) into one `u32`.
-#[inline]
-fn pack(x: usize, y: usize) -> u32 {
-    ((x as u32) << 16) | y as u32
-}
-
-#[inline]
-fn unpack(v: u32) -> (usize, usize) {
-    ((v >> 16) as usize, (v & 0xffff) as usize)
-}
-
 /// Uniform integer in `0..n` from 32 random bits by Lemire's multiply-shift; `None` on
 /// the rare draws that rejection discards (so the result is exactly uniform).
 #[inline]
@@ -244,30 +233,39 @@ fn lemire32(bits: u32, n: u64, reject: u64) -> Option<u64> {
     ((m & 0xffff_ffff) >= reject).then_some(m >> 32)
 }
 
-/// Number of `draws` uniform sites in `0..total` that fall below `hits_below`: a
-/// Binomial(draws, hits_below/total) count, drawn exactly, two sites per random word.
+/// A Binomial(`draws`, `hits_below / total`) count, drawn exactly: the number of `draws`
+/// uniform sites of `0..total` that fall below `hits_below`.
+///
+/// Bit-sliced Bernoulli trials, 64 at a time: trial `j` compares the binary expansion of
+/// its own uniform `U_j` (bit `j` of successive random words) with that of
+/// `p = hits_below / total` (produced exactly by long division) and is decided at the
+/// first differing bit (`U_j < p` where `p` has a 1 and `U_j` a 0). Each trial is exactly
+/// Bernoulli(p); about eight random words decide 64 trials.
 fn count_hits(rng: &mut Xoshiro256PlusPlus, draws: usize, hits_below: u64, total: u64) -> usize {
-    let reject = (1u64 << 32) % total;
-    let (mut hits, mut left) = (0usize, draws);
-    // Rejected draws are replaced by new ones until `draws` draws have been accepted.
+    if hits_below >= total {
+        return draws;
+    }
+    let mut hits = 0usize;
+    let mut left = draws;
     while left > 0 {
-        let (mut valid, mut h) = (0usize, 0usize);
-        let mut tally = |half: u32| {
-            let m = u64::from(half) * total;
-            let ok = (m & 0xffff_ffff) >= reject;
-            valid += usize::from(ok);
-            h += usize::from(ok & ((m >> 32) < hits_below));
-        };
-        for _ in 0..left / 2 {
-            let u = rng.next_u64();
-            tally(u as u32);
-            tally((u >> 32) as u32);
+        let m = left.min(64);
+        let mut undecided = if m == 64 { u64::MAX } else { (1u64 << m) - 1 };
+        let mut below = 0u64;
+        let mut rem = u128::from(hits_below);
+        let total = u128::from(total);
+        while undecided != 0 {
+            rem *= 2;
+            let r = rng.next_u64();
+            if rem >= total {
+                rem -= total;
+                below |= undecided & !r;
+                undecided &= r;
+            } else {
+                undecided &= !r;
+            }
         }
-        if left % 2 == 1 {
-            tally(rng.next_u32());
-        }
-        hits += h;
-        left -= valid;
+        hits += below.count_ones() as usize;
+        left -= m;
     }
     hits
 }
@@ -278,13 +276,25 @@ fn count_hits(rng: &mut Xoshiro256PlusPlus, draws: usize, hits_below: u64, total
 /// particle for the solvent phase, a particle for the particle phase), and the number of
 /// such sites is constant within each phase (solvent flips never touch particles, moves
 /// conserve them). So the number of effective attempts of a phase is Binomial(attempts,
-/// sites/L²), drawn exactly here by counting, and each effective attempt picks a uniform
+/// sites/L²), drawn exactly ([`count_hits`]), and each effective attempt picks a uniform
 /// site of the right kind from a list. The sequence of lattice states has exactly the law
 /// of the attempt-by-attempt kernel; only the wasted work (and its unpredictable
-/// branches) is gone. The lists store packed `(row, col)`, and `slot[cell]` is the cell's
-/// position in its list, so that a move updates both lists in O(1).
+/// branches) is gone.
+///
+/// The kernel works on its own copy of the lattice with a one-cell frame of ghost cells
+/// that mirror the opposite edges, so that the four neighbours of any cell are at fixed
+/// offsets (`±1`, `±W` with `W = L + 2`); a write to an edge cell updates its ghosts.
+/// The lists hold frame indices, `slot[cell]` is a cell's position in its list (so a
+/// move updates both lists in O(1)), and `canon` maps a ghost to the cell it mirrors.
 #[derive(Clone, Debug)]
 pub(crate) struct Skipping {
+    l: usize,
+    w: usize,
+    framed: Vec<u8>,
+    canon: Vec<u32>,
+    /// Where a cell's ghosts are: bit 0, on the first row (mirrored below the last); bit
+    /// 1, on the last row (mirrored above the first); bits 2 and 3 likewise for columns.
+    edge: Vec<u8>,
     particles: Vec<u32>,
     others: Vec<u32>,
     slot: Vec<u32>,
@@ -292,69 +302,118 @@ pub(crate) struct Skipping {
 
 impl Skipping {
     pub(crate) fn new(cells: &[u8], l: usize) -> Self {
+        let w = l + 2;
+        let mut framed = vec![0u8; w * w];
+        let mut canon: Vec<u32> = (0..(w * w) as u32).collect();
+        let mut edge = vec![0u8; w * w];
         let (mut particles, mut others) = (Vec::new(), Vec::new());
-        let mut slot = vec![0u32; cells.len()];
+        let mut slot = vec![0u32; w * w];
         for x in 0..l {
             for y in 0..l {
-                let i = x * l + y;
-                let list = if cells[i] == PARTICLE { &mut particles } else { &mut others };
-                slot[i] = list.len() as u32;
-                list.push(pack(x, y));
+                let j = (x + 1) * w + y + 1;
+                let list = if cells[x * l + y] == PARTICLE { &mut particles } else { &mut others };
+                slot[j] = list.len() as u32;
+                list.push(j as u32);
+                edge[j] =
+                    u8::from(x == 0) | u8::from(x == l - 1) << 1 | u8::from(y == 0) << 2 | u8::from(y == l - 1) << 3;
             }
         }
-        Skipping { particles, others, slot }
+        for k in 1..=l {
+            // Ghost rows and columns show the opposite edge.
+            canon[k] = (l * w + k) as u32;
+            canon[(l + 1) * w + k] = (w + k) as u32;
+            canon[k * w] = (k * w + l) as u32;
+            canon[k * w + l + 1] = (k * w + 1) as u32;
+        }
+        for (f, &c) in framed.iter_mut().zip(&canon) {
+            // Every frame cell but the four unused corners shows a real cell.
+            let (x, y) = (c as usize / w, c as usize % w);
+            if (1..=l).contains(&x) && (1..=l).contains(&y) {
+                *f = cells[(x - 1) * l + y - 1];
+            }
+        }
+        Skipping { l, w, framed, canon, edge, particles, others, slot }
     }
 
-    pub(crate) fn step(
-        &mut self,
-        cells: &mut [u8],
-        l: usize,
-        mobility: u32,
-        tables: &Tables,
-        rng: &mut Xoshiro256PlusPlus,
-    ) {
-        let n = l * l;
-        let total = n as u64;
+    /// Writes cell `j` (a frame index of a real cell) and its ghosts.
+    #[inline]
+    fn set(&mut self, j: usize, code: u8) {
+        self.framed[j] = code;
+        let e = self.edge[j];
+        if e != 0 {
+            let (lw, l) = (self.l * self.w, self.l);
+            if e & 1 != 0 {
+                self.framed[j + lw] = code;
+            }
+            if e & 2 != 0 {
+                self.framed[j - lw] = code;
+            }
+            if e & 4 != 0 {
+                self.framed[j + l] = code;
+            }
+            if e & 8 != 0 {
+                self.framed[j - l] = code;
+            }
+        }
+    }
+
+    #[inline]
+    fn neighbour_sum(&self, j: usize) -> u8 {
+        let f = &self.framed;
+        f[j - 1] + f[j + 1] + f[j - self.w] + f[j + self.w]
+    }
+
+    /// One step on the framed copy, then the plain `cells` updated from it.
+    pub(crate) fn step(&mut self, cells: &mut [u8], mobility: u32, tables: &Tables, rng: &mut Xoshiro256PlusPlus) {
+        let (l, w) = (self.l, self.w);
+        let total = (l * l) as u64;
         // Solvent phase: only cells without a particle can flip.
         let n_others = self.others.len() as u64;
-        let flips = count_hits(rng, n, n_others, total);
+        let flips = count_hits(rng, l * l, n_others, total);
         let reject = (1u64 << 32) % n_others.max(1);
         let mut done = 0;
         while done < flips {
             let u = rng.next_u64();
             let Some(k) = lemire32(u as u32, n_others, reject) else { continue };
             done += 1;
-            let (x, y) = unpack(self.others[k as usize]);
-            let i = x * l + y;
-            let (c, sum) = (cells[i], neighbour_sum(&*cells, l, x, y));
+            let j = self.others[k as usize] as usize;
+            let (c, sum) = (self.framed[j], self.neighbour_sum(j));
             let flip = accept_spare(rng, tables.solvent[c as usize][sum as usize], u >> 32, 32);
-            cells[i] = c ^ u8::from(flip);
+            self.set(j, c ^ u8::from(flip));
         }
         // Particle phase: only attempts at particles can move one.
         let n_particles = self.particles.len() as u64;
-        if n_particles == 0 || n_others == 0 {
-            return; // nothing can move
-        }
-        let moves = count_hits(rng, n * mobility as usize, n_particles, total);
-        let reject = (1u64 << 32) % n_particles.max(1);
-        let mut done = 0;
-        while done < moves {
-            let u = rng.next_u64();
-            let Some(k) = lemire32(u as u32, n_particles, reject) else { continue };
-            done += 1;
-            let k = k as usize;
-            let (x, y) = unpack(self.particles[k]);
-            if let Some((i, t, a, b)) = particle_move(&*cells, l, (x, y), (u >> 32) & 3)
-                && accept_spare(rng, tables.particle[a as usize][b as usize], u >> 34, 30)
-            {
-                cells[t] = PARTICLE;
-                cells[i] = LIQUID;
-                let (ti, ts) = (t as u32, self.slot[t]);
-                self.particles[k] = pack(t / l, t % l);
-                self.others[ts as usize] = pack(x, y);
-                self.slot[i] = ts;
-                self.slot[ti as usize] = k as u32;
+        if n_particles > 0 && n_others > 0 {
+            let moves = count_hits(rng, l * l * mobility as usize, n_particles, total);
+            let reject = (1u64 << 32) % n_particles;
+            let offsets = [w.wrapping_neg(), w, usize::MAX, 1];
+            let mut done = 0;
+            while done < moves {
+                let u = rng.next_u64();
+                let Some(k) = lemire32(u as u32, n_particles, reject) else { continue };
+                done += 1;
+                let k = k as usize;
+                let i = self.particles[k] as usize;
+                let t = self.canon[i.wrapping_add(offsets[((u >> 32) & 3) as usize])] as usize;
+                if self.framed[t] != LIQUID {
+                    continue;
+                }
+                // A: the source's neighbours but the target; B: the target's but the source.
+                let sum_a = self.neighbour_sum(i) - LIQUID;
+                let sum_b = self.neighbour_sum(t) - PARTICLE;
+                if accept_spare(rng, tables.particle[sum_a as usize][sum_b as usize], u >> 34, 30) {
+                    self.set(t, PARTICLE);
+                    self.set(i, LIQUID);
+                    let ts = self.slot[t];
+                    self.particles[k] = t as u32;
+                    self.others[ts as usize] = i as u32;
+                    self.slot[i] = ts;
+                    self.slot[t] = k as u32;
+                }
             }
+        }
+        for (x, row) in cells.chunks_exact_mut(l).enumerate() {
+            row.copy_from_slice(&self.framed[(x + 1) * w + 1..(x + 1) * w + 1 + l]);
         }
     }
 }
@@ -463,9 +522,70 @@ mod tests {
         let plain = energy_mean(|lat| step(&mut lat.cells, 6, 1, &tables, &mut rng), &p, &mut lat.clone());
         let mut skipping = Skipping::new(&lat.cells, 6);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(2);
-        let fast = energy_mean(|lat| skipping.step(&mut lat.cells, 6, 1, &tables, &mut rng), &p, &mut lat);
+        let fast = energy_mean(|lat| skipping.step(&mut lat.cells, 1, &tables, &mut rng), &p, &mut lat);
         let diff = (plain.0 - fast.0).abs();
         assert!(diff < 4.0 * (plain.1.hypot(fast.1)), "plain {plain:?} vs skipping {fast:?}");
+    }
+
+    #[test]
+    fn ghost_cells_always_mirror_their_cells() {
+        let p = Params { kt: 0.6, mu: 2.2, ..Params::default() };
+        let tables = Tables::new(&p);
+        for l in [4usize, 5, 9] {
+            let mut lat = random_state(l, l as u64);
+            let mut skipping = Skipping::new(&lat.cells, l);
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+            for _ in 0..50 {
+                skipping.step(&mut lat.cells, 2, &tables, &mut rng);
+                let w = l + 2;
+                for (j, &c) in skipping.canon.iter().enumerate() {
+                    let (x, y) = (j / w, j % w);
+                    let corner = (x == 0 || x == w - 1) && (y == 0 || y == w - 1);
+                    if !corner {
+                        assert_eq!(skipping.framed[j], skipping.framed[c as usize], "L {l}, frame cell {j}");
+                        let (cx, cy) = (c as usize / w - 1, c as usize % w - 1);
+                        assert_eq!(skipping.framed[j], lat.cells[cx * l + cy]);
+                    }
+                }
+                for &i in &skipping.particles {
+                    assert_eq!(skipping.framed[i as usize], PARTICLE);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hit_counts_are_binomial() {
+        // Binomial(10, 3/7) and Binomial(70, 1/2): mean and variance of 20 000 draws
+        // within 4 standard errors, and the exact pmf by chi-square for the first.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        for (n, k, total) in [(10usize, 3u64, 7u64), (70, 8, 16), (130, 1, 1000)] {
+            let p = k as f64 / total as f64;
+            let draws: Vec<f64> = (0..20_000).map(|_| count_hits(&mut rng, n, k, total) as f64).collect();
+            let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+            let var = draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (draws.len() - 1) as f64;
+            let (m0, v0) = (n as f64 * p, n as f64 * p * (1.0 - p));
+            assert!((mean - m0).abs() < 4.0 * (v0 / 20_000.0).sqrt(), "n {n} p {p}: mean {mean} vs {m0}");
+            assert!((var / v0 - 1.0).abs() < 0.05, "n {n} p {p}: variance {var} vs {v0}");
+        }
+        let (n, p) = (10usize, 3.0f64 / 7.0);
+        let mut counts = [0u32; 11];
+        for _ in 0..50_000 {
+            counts[count_hits(&mut rng, n, 3, 7)] += 1;
+        }
+        let mut chi2 = 0.0;
+        let mut choose = 1.0;
+        for (j, &c) in counts.iter().enumerate() {
+            if j > 0 {
+                choose *= (n - j + 1) as f64 / j as f64;
+            }
+            let expected = 50_000.0 * choose * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32);
+            chi2 += (f64::from(c) - expected).powi(2) / expected;
+        }
+        // 10 degrees of freedom: the 99.9 % quantile is 29.6.
+        assert!(chi2 < 29.6, "chi2 = {chi2}, counts {counts:?}");
+        assert_eq!(count_hits(&mut rng, 77, 5, 5), 77);
+        assert_eq!(count_hits(&mut rng, 77, 0, 5), 0);
     }
 
     #[test]
