@@ -11,7 +11,7 @@ structure: float64 particle and liquid arrays, random numbers pre-drawn for each
 `@njit(fastmath=True)`. Both sides run kT = 0.35, mu = 3.0, C = 0.3, e_nl = 1.5,
 e_nn = 2.0, early stopping off, on one thread; the script alternates them for --rounds
 rounds and prints the medians, the ratio and a line for docs/benchmarks.md. It also
-reports nanoml's batch throughput on 1 and 2 threads.
+reports nanoml's batch throughput on 1 and 2 threads (--batch runs of --batch-steps steps).
 """
 import argparse
 import json
@@ -103,14 +103,15 @@ def main():
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch-steps", type=int, default=400)
     args = ap.parse_args()
     root = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
     L, MR, steps = args.size, args.mr, args.steps
     attempts = steps * L * L * (1 + MR)
     reference_run(0.35, 3.0, MR, 0.3, 1.5, 2.0, L, 2, 0)  # compile
     cmd = ["cargo", "run", "--quiet", "--release", "--example", "compare_rabani", "--",
-           str(L), str(MR), str(steps), str(args.repeats), str(args.batch)]
+           str(L), str(MR), str(steps), str(args.repeats), str(args.batch), str(args.batch_steps)]
     ours, theirs, batch1, batch2 = [], [], [], []
     for _ in range(args.rounds):
         res = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True)
@@ -137,7 +138,8 @@ def main():
     print(f"single thread, L={L}, MR={MR}, {steps} steps: nanoml {mine:.2f} ns/attempt, "
           f"reference (numba) {peer:.2f} ns/attempt, ratio {peer / mine:.1f}×")
     b1, b2 = float(np.median(batch1)), float(np.median(batch2))
-    print(f"nanoml batch of {args.batch}: {b1:.1f} sims/s on 1 thread, {b2:.1f} on 2 threads ({b2 / b1:.2f}×)")
+    print(f"nanoml batch of {args.batch} runs of {args.batch_steps} steps: {b1:.1f} sims/s on 1 thread, "
+          f"{b2:.1f} on 2 threads ({b2 / b1:.2f}×)")
     print("\nFor docs/benchmarks.md:")
     print(f"| rabani step (per attempted update) | L = {L}, MR = {MR}, kT 0.35, mu 3.0, C 0.3, {steps} steps | "
           f"numba port of pyRabani `rabani_single`, numba {numba.__version__} | {mine:.2f} ns | {peer:.2f} ns | {peer / mine:.1f}× |")
