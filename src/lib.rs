@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | [`core`] | `nanoml-core` | seed policy and RNG, progress callbacks, PNG/NPY I/O, resampling, affine warps, sliding windows |
 //! | [`morphology`] | `nanoml-morphology` | labelling, Euler numbers, perimeters, Minkowski functionals, region properties, homogeneity tests |
+//! | [`spm`] | `nanoml-spm` | scanning-probe images: multi-Otsu and Otsu thresholds as scikit-image, binarisation, windows (more to come) |
 //! | [`rabani`] | `nanoml-rabani` | Rabani lattice Monte Carlo of drying nanoparticle films, Euler-number categories, training sets |
 //!
 //! ```
@@ -24,6 +25,7 @@
 pub use nanoml_core as core;
 pub use nanoml_morphology as morphology;
 pub use nanoml_rabani as rabani;
+pub use nanoml_spm as spm;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,0 +1,37 @@
+//! # nanoml-spm
+//!
+//! Scanning-probe (AFM/STM) image processing for the screening pipelines. This first
+//! part holds the thresholds the AFM screening binarises with:
+//!
+//! | what | where | matches |
+//! |---|---|---|
+//! | histogram of an image | [`threshold::histogram`] | `skimage.exposure.histogram(source_range='image')` |
+//! | multi-Otsu thresholds (2–32 classes) | [`threshold::threshold_multiotsu`], [`threshold::threshold_multiotsu_histogram`] | `skimage.filters.threshold_multiotsu` (0.26), bit for bit |
+//! | Otsu's threshold | [`threshold::threshold_otsu`] | `skimage.filters.threshold_otsu` |
+//! | classes and masks from thresholds | [`threshold::digitize`], [`threshold::binarize`] | `np.digitize`, `image > t` |
+//! | sliding windows | [`windows`] (re-exported from `nanoml-core`) | pyRabani's window count or full coverage |
+//!
+//! ```
+//! use ndarray::Array2;
+//! use nanoml_spm::threshold::{binarize, threshold_multiotsu};
+//! // A height map with three terraces: the screening code keeps what lies above the
+//! // lower of the two multi-Otsu thresholds.
+//! let heights = Array2::from_shape_fn((30, 30), |(r, _)| (r / 10) as f64 * 1e-9);
+//! let t = threshold_multiotsu(&heights, 3, 1000)?;
+//! let mask = binarize(&heights, t[0]);
+//! assert_eq!(mask.iter().filter(|&&m| m).count(), 600);
+//! # Ok::<(), nanoml_spm::Error>(())
+//! ```
+#![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+mod error;
+pub mod threshold;
+
+pub use error::{Error, Result};
+
+/// Sliding windows over images (from `nanoml-core`): pyRabani's window count or full
+/// coverage, windows as views.
+pub mod windows {
+    pub use nanoml_core::window::*;
+}

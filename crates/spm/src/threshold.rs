@@ -1,0 +1,505 @@
+//! Otsu and multi-Otsu thresholds, equal to scikit-image's `threshold_otsu` and
+//! `threshold_multiotsu` (0.26) bit for bit, histogram included.
+//!
+//! **Histogram** (`skimage.exposure.histogram(source_range='image')`):
+//! * integer images: one bin per integer from the minimum to the maximum (`nbins` is
+//!   ignored), centres at the integers;
+//! * float images: `nbins` equal bins from the minimum to the maximum (±0.5 when they are
+//!   equal) as `np.histogram` makes them, in the image's own precision: edges by
+//!   `linspace` (`start + i·step`, the last edge exactly the maximum), the bin of `x` by
+//!   `⌊(x − min)/(max − min)·nbins⌋` corrected by comparison with the edges, the last bin
+//!   closed; centres are the midpoints of the edges.
+//!
+//! **Multi-Otsu** (Liao, Chen & Chung 2001) maximises the between-class variance
+//! `Σ S_c²/P_c` over `classes − 1` thresholds by exhaustive search over a look-up table
+//! of class terms, in float32 arithmetic with scikit-image's summation order and its two
+//! quirks (the first moment of bin 0 weighs it by 1; the class term of the single bin 0
+//! is 0), the first maximum in lexicographic order winning. Thresholds are bin centres;
+//! a pixel equal to a threshold belongs to the upper class ([`digitize`]). The search
+//! costs `O(bins^(classes−1))`, like scikit-image's; the first threshold's range is
+//! split across threads (rayon), which does not change the result.
+//!
+//! **Otsu** (two classes) follows `threshold_otsu`'s own formula (cumulative weights in
+//! float32, class means in the centres' precision), which can differ from multi-Otsu with
+//! two classes.
+
+use crate::{Error, Result};
+use ndarray::{Array2, ArrayBase, Data, Ix2};
+use rayon::prelude::*;
+
+/// Pixel types with scikit-image's histogram semantics.
+pub trait Pixel: Copy + PartialOrd + Send + Sync + 'static {
+    /// Integer images get one bin per integer value.
+    const INTEGER: bool;
+    /// Float32 images are binned in float32 arithmetic, the others in float64.
+    const SINGLE: bool;
+    /// The value as `f64` (exact for every implementing type).
+    fn to_f64(self) -> f64;
+    /// The value as `f32` (used only for float32 images).
+    fn to_f32(self) -> f32 {
+        self.to_f64() as f32
+    }
+}
+
+macro_rules! integer_pixel {
+    ($($t:ty),*) => {$(
+        impl Pixel for $t {
+            const INTEGER: bool = true;
+            const SINGLE: bool = false;
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+integer_pixel!(u8, u16, u32, i8, i16, i32);
+
+impl Pixel for f32 {
+    const INTEGER: bool = false;
+    const SINGLE: bool = true;
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Pixel for f64 {
+    const INTEGER: bool = false;
+    const SINGLE: bool = false;
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// A histogram: pixel counts per bin and the bins' centres.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    /// Pixels per bin.
+    pub counts: Vec<u64>,
+    /// Bin centres, in the image's units.
+    pub centres: Vec<f64>,
+}
+
+/// Float arithmetic in the image's precision.
+trait Real: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::ops::Add<Output = Self> {
+    fn from_usize(v: usize) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn div(self, o: Self) -> Self;
+    fn half(self) -> Self;
+    fn trunc_i64(self) -> i64;
+    fn f64(self) -> f64;
+}
+
+macro_rules! real {
+    ($t:ty) => {
+        impl Real for $t {
+            fn from_usize(v: usize) -> Self {
+                v as $t
+            }
+            fn mul(self, o: Self) -> Self {
+                self * o
+            }
+            fn div(self, o: Self) -> Self {
+                self / o
+            }
+            fn half(self) -> Self {
+                self / 2.0
+            }
+            fn trunc_i64(self) -> i64 {
+                self as i64
+            }
+            fn f64(self) -> f64 {
+                self as f64
+            }
+        }
+    };
+}
+real!(f32);
+real!(f64);
+
+/// `np.histogram(values, nbins)` with the range of the data, in precision `R`.
+fn float_histogram<R: Real + Send + Sync>(values: &[R], nbins: usize) -> Histogram {
+    let (mut first, mut last) = (values[0], values[0]);
+    for &v in values {
+        if v < first {
+            first = v;
+        }
+        if v > last {
+            last = v;
+        }
+    }
+    if first == last {
+        let half = R::from_usize(1).half();
+        (first, last) = (first - half, last + half);
+    }
+    // np.linspace(first, last, nbins + 1) in precision R.
+    let step = (last - first).div(R::from_usize(nbins));
+    let mut edges: Vec<R> = (0..=nbins).map(|i| R::from_usize(i).mul(step) + first).collect();
+    edges[nbins] = last;
+    let denom = last - first;
+    let n = R::from_usize(nbins);
+    let counts = values
+        .par_chunks(1 << 16)
+        .map(|chunk| {
+            let mut counts = vec![0u64; nbins];
+            for &x in chunk {
+                let mut k = (x - first).div(denom).mul(n).trunc_i64() as usize;
+                if k == nbins {
+                    k -= 1;
+                }
+                if x < edges[k] {
+                    k -= 1;
+                }
+                if k != nbins - 1 && x >= edges[k + 1] {
+                    k += 1;
+                }
+                counts[k] += 1;
+            }
+            counts
+        })
+        .reduce(
+            || vec![0u64; nbins],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let centres = edges.windows(2).map(|w| (w[0] + w[1]).half().f64()).collect();
+    Histogram { counts, centres }
+}
+
+/// The histogram scikit-image's thresholds use (`skimage.exposure.histogram` with
+/// `source_range='image'`; see the module docs).
+///
+/// # Errors
+/// An empty image, `nbins == 0`, or a non-finite pixel.
+pub fn histogram<T: Pixel, S: Data<Elem = T>>(image: &ArrayBase<S, Ix2>, nbins: usize) -> Result<Histogram> {
+    if image.is_empty() {
+        return Err(Error::invalid("image", "an empty image", "at least one pixel"));
+    }
+    if T::INTEGER {
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &v in image {
+            let v = v.to_f64() as i64;
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        let bins =
+            usize::try_from(hi - lo + 1).map_err(|_| Error::invalid("image", "its range", "a range that fits"))?;
+        let mut counts = vec![0u64; bins];
+        for &v in image {
+            counts[(v.to_f64() as i64 - lo) as usize] += 1;
+        }
+        let centres = (0..bins).map(|k| (lo + k as i64) as f64).collect();
+        return Ok(Histogram { counts, centres });
+    }
+    if nbins == 0 {
+        return Err(Error::invalid("nbins", 0, "at least 1 bin"));
+    }
+    if let Some(bad) = image.iter().find(|v| !v.to_f64().is_finite()) {
+        return Err(Error::invalid(
+            "image",
+            format!("a pixel of {}", bad.to_f64()),
+            "finite pixels (NaN and ±inf have no bin)",
+        ));
+    }
+    Ok(if T::SINGLE {
+        let values: Vec<f32> = image.iter().map(|v| v.to_f32()).collect();
+        float_histogram(&values, nbins)
+    } else {
+        let values: Vec<f64> = image.iter().map(|v| v.to_f64()).collect();
+        float_histogram(&values, nbins)
+    })
+}
+
+/// Multi-Otsu thresholds of an image: `classes − 1` increasing bin centres (see the
+/// module docs), as `skimage.filters.threshold_multiotsu(image, classes, nbins)`.
+///
+/// ```
+/// use ndarray::Array2;
+/// use nanoml_spm::threshold::threshold_multiotsu;
+/// let ramp = Array2::from_shape_fn((4, 256), |(_, c)| c as u8);
+/// assert_eq!(threshold_multiotsu(&ramp, 3, 256)?, vec![85.0, 170.0]);
+/// # Ok::<(), nanoml_spm::Error>(())
+/// ```
+///
+/// # Errors
+/// `classes` outside 2..=32, an image [`histogram`] rejects, or fewer occupied bins than
+/// classes ([`Error::Unsuitable`]).
+pub fn threshold_multiotsu<T: Pixel, S: Data<Elem = T>>(
+    image: &ArrayBase<S, Ix2>,
+    classes: usize,
+    nbins: usize,
+) -> Result<Vec<f64>> {
+    check_classes(classes)?;
+    let h = histogram(image, nbins)?;
+    let total: u64 = h.counts.iter().sum();
+    let prob: Vec<f32> = h.counts.iter().map(|&c| (c as f64 / total as f64) as f32).collect();
+    let idx = multiotsu_indices(&prob, classes)?;
+    Ok(idx.iter().map(|&i| h.centres[i]).collect())
+}
+
+/// Multi-Otsu thresholds of a given histogram, as `threshold_multiotsu(hist=(counts,
+/// centres))`: leading and trailing empty bins are trimmed and the counts are used as they
+/// are (float32, not normalised). Without `centres`, bins are numbered from 0.
+///
+/// # Errors
+/// As [`threshold_multiotsu`], and centres of another length than the counts.
+pub fn threshold_multiotsu_histogram(counts: &[f64], centres: Option<&[f64]>, classes: usize) -> Result<Vec<f64>> {
+    check_classes(classes)?;
+    if let Some(c) = centres
+        && c.len() != counts.len()
+    {
+        return Err(Error::invalid(
+            "centres",
+            format!("{} centres", c.len()),
+            format!("{} (one per count)", counts.len()),
+        ));
+    }
+    if let Some(bad) = counts.iter().find(|c| !(c.is_finite() && **c >= 0.0)) {
+        return Err(Error::invalid("counts", bad, "finite counts ≥ 0"));
+    }
+    let (mut start, mut end) = (0, counts.len());
+    if counts.first() == Some(&0.0) || counts.last() == Some(&0.0) {
+        start = counts.iter().position(|&c| c > 0.0).unwrap_or(0);
+        end = counts.iter().rposition(|&c| c > 0.0).map_or(start, |e| e + 1);
+    }
+    let prob: Vec<f32> = counts[start..end].iter().map(|&c| c as f32).collect();
+    let idx = multiotsu_indices(&prob, classes)?;
+    Ok(idx.iter().map(|&i| centres.map_or((start + i) as f64, |c| c[start + i])).collect())
+}
+
+fn check_classes(classes: usize) -> Result<()> {
+    if !(2..=32).contains(&classes) {
+        return Err(Error::invalid("classes", classes, "2 ..= 32"));
+    }
+    Ok(())
+}
+
+/// Largest look-up table (entries) before the search computes class terms on the fly,
+/// as scikit-image does when allocating it fails.
+const LUT_LIMIT: usize = 1 << 27;
+
+/// Threshold bin indices maximising the between-class variance (module docs).
+fn multiotsu_indices(prob: &[f32], classes: usize) -> Result<Vec<usize>> {
+    let n = prob.len();
+    let occupied = prob.iter().filter(|&&p| p != 0.0).count();
+    if occupied < classes {
+        return Err(Error::Unsuitable {
+            what: "multi-Otsu thresholds",
+            reason: format!(
+                "after binning the image has only {occupied} different values, fewer than the {classes} classes asked for (more bins may help)"
+            ),
+        });
+    }
+    if occupied == classes {
+        let mut idx: Vec<usize> = (0..n).filter(|&i| prob[i] != 0.0).collect();
+        idx.pop();
+        return Ok(idx);
+    }
+    // Cumulative zeroth and first moments, float32, bin 0 weighted by 1 (scikit-image).
+    let (mut p, mut s) = (vec![0f32; n], vec![0f32; n]);
+    p[0] = prob[0];
+    s[0] = prob[0];
+    for i in 1..n {
+        p[i] = p[i - 1] + prob[i];
+        s[i] = s[i - 1] + i as f32 * prob[i];
+    }
+    let m = classes - 1;
+    let term: Box<dyn Fn(usize, usize) -> f32 + Sync> = if n * (n + 1) / 2 <= LUT_LIMIT {
+        let mut lut = vec![0f32; n * (n + 1) / 2];
+        for i in 1..n {
+            if p[i] > 0.0 {
+                lut[i] = s[i] * s[i] / p[i];
+            }
+        }
+        let mut idx = n;
+        for i in 1..n {
+            for j in i..n {
+                let pij = p[j] - p[i - 1];
+                if pij > 0.0 {
+                    let sij = s[j] - s[i - 1];
+                    lut[idx] = sij * sij / pij;
+                }
+                idx += 1;
+            }
+        }
+        Box::new(move |i, j| lut[i * (2 * n - i + 1) / 2 + j - i])
+    } else {
+        // scikit-image's fallback without a table: the class starting at bin 0 tests
+        // P[0], not P[j], and the single bin 0 gets its term.
+        Box::new(move |i, j| {
+            if i == 0 {
+                if p[0] > 0.0 { s[j] * s[j] / p[j] } else { 0.0 }
+            } else {
+                let pij = p[j] - p[i - 1];
+                if pij > 0.0 {
+                    let sij = s[j] - s[i - 1];
+                    sij * sij / pij
+                } else {
+                    0.0
+                }
+            }
+        })
+    };
+    // Enumerate t0 < t1 < … < t_{m−1} ≤ n − 2 lexicographically; the first threshold's
+    // values are spread over threads and the per-value bests merged in order.
+    let best = (0..n - m)
+        .into_par_iter()
+        .map(|t0| {
+            let mut t: Vec<usize> = (0..m).map(|k| t0 + k).collect();
+            let (mut best_sigma, mut best) = (0f32, None);
+            loop {
+                let mut sigma = term(0, t[0]) + term(t[m - 1] + 1, n - 1);
+                for k in 0..m - 1 {
+                    sigma += term(t[k] + 1, t[k + 1]);
+                }
+                if sigma > best_sigma {
+                    best_sigma = sigma;
+                    best = Some(t.clone());
+                }
+                // Next combination with t[0] fixed: the last index that can still grow.
+                let Some(k) = (1..m).rev().find(|&k| t[k] < n - m + k - 1) else { break };
+                t[k] += 1;
+                for q in k + 1..m {
+                    t[q] = t[q - 1] + 1;
+                }
+            }
+            (best_sigma, best)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold((0f32, None), |acc, (sigma, t)| if t.is_some() && sigma > acc.0 { (sigma, t) } else { acc });
+    Ok(best.1.unwrap_or_else(|| (0..m).collect()))
+}
+
+/// Otsu's threshold, as `skimage.filters.threshold_otsu(image, nbins)`: a uniform image
+/// returns its value.
+///
+/// # Errors
+/// As [`histogram`].
+pub fn threshold_otsu<T: Pixel, S: Data<Elem = T>>(image: &ArrayBase<S, Ix2>, nbins: usize) -> Result<f64> {
+    let first =
+        image.iter().next().copied().ok_or_else(|| Error::invalid("image", "an empty image", "at least one pixel"))?;
+    if image.iter().all(|&v| v == first) {
+        return Ok(first.to_f64());
+    }
+    let h = histogram(image, nbins)?;
+    // Cumulative weights in float32 (the counts are cast to float32); moments in the
+    // centres' precision: float32 for float32 images, float64 otherwise.
+    let counts: Vec<f32> = h.counts.iter().map(|&c| c as f32).collect();
+    let n = counts.len();
+    let cumsum = |v: &mut dyn Iterator<Item = f32>| -> Vec<f32> {
+        let mut acc = 0f32;
+        v.map(|x| {
+            acc += x;
+            acc
+        })
+        .collect()
+    };
+    let w1 = cumsum(&mut counts.iter().copied());
+    let mut w2 = cumsum(&mut counts.iter().rev().copied());
+    w2.reverse();
+    let idx = if T::SINGLE {
+        let c: Vec<f32> = h.centres.iter().map(|&c| c as f32).collect();
+        let mut m1 = cumsum(&mut counts.iter().zip(&c).map(|(a, b)| a * b));
+        m1.iter_mut().zip(&w1).for_each(|(m, w)| *m /= w);
+        let mut m2 = cumsum(&mut counts.iter().zip(&c).rev().map(|(a, b)| a * b));
+        m2.iter_mut().zip(w2.iter().rev()).for_each(|(m, w)| *m /= w);
+        m2.reverse();
+        argmax((0..n - 1).map(|i| {
+            let d = m1[i] - m2[i + 1];
+            w1[i] * w2[i + 1] * (d * d)
+        }))
+    } else {
+        let mut acc = 0f64;
+        let m1: Vec<f64> = counts
+            .iter()
+            .zip(&h.centres)
+            .zip(&w1)
+            .map(|((&a, &b), &w)| {
+                acc += f64::from(a) * b;
+                acc / f64::from(w)
+            })
+            .collect();
+        let mut acc = 0f64;
+        let mut m2: Vec<f64> = counts
+            .iter()
+            .zip(&h.centres)
+            .rev()
+            .zip(w2.iter().rev())
+            .map(|((&a, &b), &w)| {
+                acc += f64::from(a) * b;
+                acc / f64::from(w)
+            })
+            .collect();
+        m2.reverse();
+        argmax((0..n - 1).map(|i| {
+            let d = m1[i] - m2[i + 1];
+            f64::from(w1[i] * w2[i + 1]) * (d * d)
+        }))
+    };
+    Ok(h.centres[idx])
+}
+
+/// Index of the first maximum (as `np.argmax`).
+fn argmax<F: PartialOrd>(values: impl Iterator<Item = F>) -> usize {
+    let mut best: Option<(usize, F)> = None;
+    for (i, v) in values.enumerate() {
+        if best.as_ref().is_none_or(|(_, b)| v > *b) {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| i)
+}
+
+/// Class of every pixel: the number of thresholds at or below it (`np.digitize(image,
+/// thresholds)`), so a pixel equal to a threshold goes up.
+pub fn digitize<T: Pixel, S: Data<Elem = T>>(image: &ArrayBase<S, Ix2>, thresholds: &[f64]) -> Array2<u8> {
+    image.map(|&v| {
+        let x = v.to_f64();
+        thresholds.iter().take_while(|&&t| t <= x).count() as u8
+    })
+}
+
+/// Foreground where the pixel lies strictly above `threshold` (the screening code's
+/// `image > t`).
+pub fn binarize<T: Pixel, S: Data<Elem = T>>(image: &ArrayBase<S, Ix2>, threshold: f64) -> Array2<bool> {
+    image.map(|&v| v.to_f64() > threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn reference_check_values_from_the_notes() {
+        let ramp = Array2::from_shape_fn((4, 256), |(_, c)| c as u8);
+        assert_eq!(threshold_multiotsu(&ramp, 3, 256).unwrap(), vec![85.0, 170.0]);
+        let lin = Array2::from_shape_fn((1, 1000), |(_, c)| c as f64 / 999.0);
+        let t = threshold_multiotsu(&lin, 3, 256).unwrap();
+        assert_eq!(t.iter().map(|&v| v as f32).collect::<Vec<_>>(), vec![0.330_078_12, 0.666_015_6]);
+        assert_eq!(threshold_multiotsu(&array![[0u8, 0, 1, 1], [2, 2, 3, 3]], 3, 256).unwrap(), vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn too_few_levels_and_bad_parameters_are_errors() {
+        let two = array![[0u8, 1], [1, 0]];
+        assert!(matches!(threshold_multiotsu(&two, 3, 256), Err(Error::Unsuitable { .. })));
+        assert!(threshold_multiotsu(&two, 1, 256).is_err());
+        assert!(threshold_multiotsu(&array![[0.0, f64::NAN]], 2, 256).is_err());
+        assert!(threshold_multiotsu(&Array2::<f64>::zeros((0, 3)), 2, 256).is_err());
+        assert!(threshold_multiotsu(&array![[0.0, 1.0]], 2, 0).is_err());
+        assert!(threshold_multiotsu_histogram(&[1.0, 2.0], Some(&[0.0]), 2).is_err());
+    }
+
+    #[test]
+    fn digitize_sends_ties_up() {
+        let img = array![[0.0, 1.0, 1.5, 2.0, 3.0]];
+        assert_eq!(digitize(&img, &[1.0, 2.0]), array![[0u8, 1, 1, 2, 2]]);
+        assert_eq!(binarize(&img, 1.0), array![[false, false, true, true, true]]);
+    }
+}
