@@ -39,6 +39,14 @@ pub trait Pixel: Copy + PartialOrd + Send + Sync + 'static {
     fn to_f32(self) -> f32 {
         self.to_f64() as f32
     }
+    /// The pixels themselves when they are `f64` (read without a copy).
+    fn as_f64_slice(_pixels: &[Self]) -> Option<&[f64]> {
+        None
+    }
+    /// The pixels themselves when they are `f32`.
+    fn as_f32_slice(_pixels: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 
 macro_rules! integer_pixel {
@@ -63,6 +71,9 @@ impl Pixel for f32 {
     fn to_f32(self) -> f32 {
         self
     }
+    fn as_f32_slice(pixels: &[Self]) -> Option<&[f32]> {
+        Some(pixels)
+    }
 }
 
 impl Pixel for f64 {
@@ -70,6 +81,9 @@ impl Pixel for f64 {
     const SINGLE: bool = false;
     fn to_f64(self) -> f64 {
         self
+    }
+    fn as_f64_slice(pixels: &[Self]) -> Option<&[f64]> {
+        Some(pixels)
     }
 }
 
@@ -85,17 +99,24 @@ pub struct Histogram {
 /// Float arithmetic in the image's precision.
 trait Real: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::ops::Add<Output = Self> {
     fn from_usize(v: usize) -> Self;
+    fn from_i64(v: i64) -> Self;
     fn mul(self, o: Self) -> Self;
     fn div(self, o: Self) -> Self;
     fn half(self) -> Self;
     fn trunc_i64(self) -> i64;
     fn f64(self) -> f64;
+    fn is_finite(self) -> bool;
+    fn abs(self) -> Self;
+    const EPS: Self;
 }
 
 macro_rules! real {
     ($t:ty) => {
         impl Real for $t {
             fn from_usize(v: usize) -> Self {
+                v as $t
+            }
+            fn from_i64(v: i64) -> Self {
                 v as $t
             }
             fn mul(self, o: Self) -> Self {
@@ -113,23 +134,60 @@ macro_rules! real {
             fn f64(self) -> f64 {
                 self as f64
             }
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            const EPS: Self = <$t>::EPSILON;
         }
     };
 }
 real!(f32);
 real!(f64);
 
-/// `np.histogram(values, nbins)` with the range of the data, in precision `R`.
-fn float_histogram<R: Real + Send + Sync>(values: &[R], nbins: usize) -> Histogram {
-    let (mut first, mut last) = (values[0], values[0]);
-    for &v in values {
-        if v < first {
-            first = v;
-        }
-        if v > last {
-            last = v;
-        }
-    }
+/// Smallest and largest value, or a non-finite value found.
+#[allow(clippy::eq_op)] // `v − v` is the finiteness test
+fn range_of<R: Real + Send + Sync>(values: &[R]) -> std::result::Result<(R, R), R> {
+    let zero = R::from_usize(0);
+    values
+        .par_chunks(1 << 15)
+        .map(|chunk| {
+            // Four independent lanes the compiler can vectorise; `v − v` is 0 for finite
+            // values and NaN for NaN and ±inf, so `bad` stays 0 only on finite data.
+            let (mut lo, mut hi, mut bad) = ([chunk[0]; 4], [chunk[0]; 4], [zero; 4]);
+            let mut quads = chunk.chunks_exact(4);
+            for q in quads.by_ref() {
+                for j in 0..4 {
+                    lo[j] = if q[j] < lo[j] { q[j] } else { lo[j] };
+                    hi[j] = if q[j] > hi[j] { q[j] } else { hi[j] };
+                    bad[j] = bad[j] + (q[j] - q[j]);
+                }
+            }
+            for &v in quads.remainder() {
+                lo[0] = if v < lo[0] { v } else { lo[0] };
+                hi[0] = if v > hi[0] { v } else { hi[0] };
+                bad[0] = bad[0] + (v - v);
+            }
+            if bad.iter().all(|&b| b == zero) {
+                let lo = lo.into_iter().fold(lo[0], |a, b| if b < a { b } else { a });
+                let hi = hi.into_iter().fold(hi[0], |a, b| if b > a { b } else { a });
+                Ok((lo, hi))
+            } else {
+                Err(chunk.iter().copied().find(|v| !v.is_finite()).unwrap_or(lo[0]))
+            }
+        })
+        .reduce_with(|a, b| match (a, b) {
+            (Ok((l1, h1)), Ok((l2, h2))) => Ok((if l2 < l1 { l2 } else { l1 }, if h2 > h1 { h2 } else { h1 })),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        })
+        .unwrap_or(Err(values[0]))
+}
+
+/// `np.histogram(values, nbins)` over the range of the data, in precision `R`; the values
+/// must be finite and non-empty.
+fn float_histogram<R: Real + Send + Sync>(values: &[R], (mut first, mut last): (R, R), nbins: usize) -> Histogram {
     if first == last {
         let half = R::from_usize(1).half();
         (first, last) = (first - half, last + half);
@@ -138,26 +196,52 @@ fn float_histogram<R: Real + Send + Sync>(values: &[R], nbins: usize) -> Histogr
     let step = (last - first).div(R::from_usize(nbins));
     let mut edges: Vec<R> = (0..=nbins).map(|i| R::from_usize(i).mul(step) + first).collect();
     edges[nbins] = last;
-    let denom = last - first;
-    let n = R::from_usize(nbins);
+    // numpy guesses the bin as ⌊(x − first)/(last − first)·nbins⌋ and corrects it by one
+    // against the edges; a guess by multiplication with the reciprocal differs from
+    // numpy's by at most one near a bin boundary, which the same correction removes, so
+    // the bins are numpy's.
+    let scale = R::from_usize(nbins).div(last - first);
+    let edges = &edges[..=nbins];
+    // How far (in bins) the computed edges and guesses can stray from the exact ones: a
+    // few rounding errors of the largest value and of the guess, with a wide safety
+    // factor. A guess whose fractional part is farther than this from 0 and 1 is the
+    // edge-consistent bin already; with a margin of a quarter bin or more (ranges of a few
+    // ulps) every pixel is checked against the edges.
+    let (one, mag) = (R::from_usize(1), if first.abs() > last.abs() { first.abs() } else { last.abs() });
+    let sixteen = R::from_usize(16);
+    let mut margin = sixteen.mul(R::EPS).mul(mag.mul(scale) + R::from_usize(nbins));
+    let usable = margin < one.div(R::from_usize(4)); // false for NaN too
+    if !usable {
+        margin = one; // never "far from a boundary"
+    }
     let counts = values
         .par_chunks(1 << 16)
-        .map(|chunk| {
-            let mut counts = vec![0u64; nbins];
-            for &x in chunk {
-                let mut k = (x - first).div(denom).mul(n).trunc_i64() as usize;
-                if k == nbins {
-                    k -= 1;
+        // `move`: the loop's constants become locals the stores cannot alias.
+        .map(move |chunk| {
+            // Four sets of counters, used in turn: runs of equal bins (smooth images)
+            // would otherwise wait on the previous increment of the same counter.
+            let mut counts = vec![0u32; 4 * nbins];
+            for (i, &x) in chunk.iter().enumerate() {
+                let f = (x - first).mul(scale);
+                // Truncation through an integer: `f.trunc()` is a libm call on baseline x86-64.
+                let whole = f.trunc_i64();
+                let frac = f - R::from_i64(whole);
+                let mut k = (whole as usize).min(nbins - 1);
+                // Far from a bin boundary the guess is the bin; near one, check the edges.
+                if !(frac > margin && frac < one - margin) {
+                    if x < edges[k] {
+                        k -= 1;
+                    } else if k != nbins - 1 && x >= edges[k + 1] {
+                        k += 1;
+                    }
                 }
-                if x < edges[k] {
-                    k -= 1;
-                }
-                if k != nbins - 1 && x >= edges[k + 1] {
-                    k += 1;
-                }
-                counts[k] += 1;
+                counts[(i & 3) * nbins + k] += 1;
             }
-            counts
+            let mut total = vec![0u64; nbins];
+            for part in counts.chunks_exact(nbins) {
+                total.iter_mut().zip(part).for_each(|(t, &c)| *t += u64::from(c));
+            }
+            total
         })
         .reduce(
             || vec![0u64; nbins],
@@ -168,6 +252,31 @@ fn float_histogram<R: Real + Send + Sync>(values: &[R], nbins: usize) -> Histogr
         );
     let centres = edges.windows(2).map(|w| (w[0] + w[1]).half().f64()).collect();
     Histogram { counts, centres }
+}
+
+/// [`float_histogram`] of an image in precision `R`, without copying contiguous images.
+fn image_histogram<R: Real + Send + Sync, T: Pixel, S: Data<Elem = T>>(
+    image: &ArrayBase<S, Ix2>,
+    convert: impl Fn(T) -> R,
+    as_r: impl Fn(&[T]) -> Option<&[R]>,
+    nbins: usize,
+) -> Result<Histogram> {
+    let owned: Vec<R>;
+    let values: &[R] = match image.as_slice().and_then(&as_r) {
+        Some(v) => v,
+        None => {
+            owned = image.iter().map(|&v| convert(v)).collect();
+            &owned
+        }
+    };
+    match range_of(values) {
+        Ok(range) => Ok(float_histogram(values, range, nbins)),
+        Err(bad) => Err(Error::invalid(
+            "image",
+            format!("a pixel of {}", bad.f64()),
+            "finite pixels (NaN and ±inf have no bin)",
+        )),
+    }
 }
 
 /// The histogram scikit-image's thresholds use (`skimage.exposure.histogram` with
@@ -198,20 +307,11 @@ pub fn histogram<T: Pixel, S: Data<Elem = T>>(image: &ArrayBase<S, Ix2>, nbins: 
     if nbins == 0 {
         return Err(Error::invalid("nbins", 0, "at least 1 bin"));
     }
-    if let Some(bad) = image.iter().find(|v| !v.to_f64().is_finite()) {
-        return Err(Error::invalid(
-            "image",
-            format!("a pixel of {}", bad.to_f64()),
-            "finite pixels (NaN and ±inf have no bin)",
-        ));
-    }
-    Ok(if T::SINGLE {
-        let values: Vec<f32> = image.iter().map(|v| v.to_f32()).collect();
-        float_histogram(&values, nbins)
+    if T::SINGLE {
+        image_histogram(image, Pixel::to_f32, T::as_f32_slice, nbins)
     } else {
-        let values: Vec<f64> = image.iter().map(|v| v.to_f64()).collect();
-        float_histogram(&values, nbins)
-    })
+        image_histogram(image, Pixel::to_f64, T::as_f64_slice, nbins)
+    }
 }
 
 /// Multi-Otsu thresholds of an image: `classes − 1` increasing bin centres (see the
@@ -308,29 +408,50 @@ fn multiotsu_indices(prob: &[f32], classes: usize) -> Result<Vec<usize>> {
         s[i] = s[i - 1] + i as f32 * prob[i];
     }
     let m = classes - 1;
-    let term: Box<dyn Fn(usize, usize) -> f32 + Sync> = if n * (n + 1) / 2 <= LUT_LIMIT {
-        let mut lut = vec![0f32; n * (n + 1) / 2];
-        for i in 1..n {
-            if p[i] > 0.0 {
-                lut[i] = s[i] * s[i] / p[i];
+    // Class term h(i, j) = (S_j − S_{i−1})² / (P_j − P_{i−1}) as scikit-image's table holds
+    // it: h(0, 0) stays 0 and h(0, j) tests P[j]. The same float32 operations give the
+    // same bits whether tabulated or computed when needed.
+    let h = |i: usize, j: usize| -> f32 {
+        if i == 0 {
+            if j > 0 && p[j] > 0.0 { s[j] * s[j] / p[j] } else { 0.0 }
+        } else {
+            let pij = p[j] - p[i - 1];
+            if pij > 0.0 {
+                let sij = s[j] - s[i - 1];
+                sij * sij / pij
+            } else {
+                0.0
             }
         }
-        let mut idx = n;
-        for i in 1..n {
-            for j in i..n {
-                let pij = p[j] - p[i - 1];
-                if pij > 0.0 {
-                    let sij = s[j] - s[i - 1];
-                    lut[idx] = sij * sij / pij;
-                }
-                idx += 1;
-            }
-        }
-        Box::new(move |i, j| lut[i * (2 * n - i + 1) / 2 + j - i])
+    };
+    let best = if m <= 2 {
+        // Each inner term is used once: compute it when needed (the terms from bin 0
+        // recur and are tabulated).
+        let from_zero: Vec<f32> = (0..n).map(|j| h(0, j)).collect();
+        // Rows without a branch per term, so that the divisions vectorise (the same
+        // float32 operations, so the same bits; a class with P ≤ 0 gets 0).
+        let fill = |i: usize, js: std::ops::Range<usize>, out: &mut Vec<f32>| {
+            let (p0, s0) = (p[i - 1], s[i - 1]);
+            out.extend(p[js.clone()].iter().zip(&s[js]).map(|(&pj, &sj)| {
+                let (pij, sij) = (pj - p0, sj - s0);
+                let v = sij * sij / pij;
+                if pij > 0.0 { v } else { 0.0 }
+            }));
+        };
+        search(n, m, |i, j| if i == 0 { from_zero[j] } else { h(i, j) }, fill)
+    } else if n * (n + 1) / 2 <= LUT_LIMIT {
+        // Row i holds h(i, j) for j = i..n (rows built in parallel).
+        let rows: Vec<Vec<f32>> = (0..n).into_par_iter().map(|i| (i..n).map(|j| h(i, j)).collect()).collect();
+        search(
+            n,
+            m,
+            |i, j| rows[i][j - i],
+            |i, js, out: &mut Vec<f32>| out.extend_from_slice(&rows[i][js.start - i..js.end - i]),
+        )
     } else {
         // scikit-image's fallback without a table: the class starting at bin 0 tests
         // P[0], not P[j], and the single bin 0 gets its term.
-        Box::new(move |i, j| {
+        let fallback = |i: usize, j: usize| {
             if i == 0 {
                 if p[0] > 0.0 { s[j] * s[j] / p[j] } else { 0.0 }
             } else {
@@ -342,37 +463,84 @@ fn multiotsu_indices(prob: &[f32], classes: usize) -> Result<Vec<usize>> {
                     0.0
                 }
             }
-        })
+        };
+        search(n, m, fallback, |i, js, out: &mut Vec<f32>| out.extend(js.map(|j| fallback(i, j))))
     };
-    // Enumerate t0 < t1 < … < t_{m−1} ≤ n − 2 lexicographically; the first threshold's
-    // values are spread over threads and the per-value bests merged in order.
-    let best = (0..n - m)
+    Ok(best.unwrap_or_else(|| (0..m).collect()))
+}
+
+/// The first maximum, in lexicographic order, of the between-class variance over
+/// thresholds `t0 < t1 < … < t_{m−1} ≤ n − 2`, summed in float32 as scikit-image sums it
+/// (`h(0, t0) + h(t_{m−1} + 1, n − 1) + Σ_k h(t_k + 1, t_{k+1})`); `None` if no
+/// combination beats 0. `term(i, j)` is `h(i, j)`; `fill_row(i, js, out)` appends
+/// `h(i, j)` for `j` in `js`. The first threshold's values are
+/// spread over threads and the per-value bests merged in order, which keeps the first
+/// maximum. For each prefix `t_0 … t_{m−2}` the terms that do not depend on the last
+/// threshold are evaluated once, and the varying ones read from contiguous buffers.
+fn search(
+    n: usize,
+    m: usize,
+    term: impl Fn(usize, usize) -> f32 + Sync,
+    fill_row: impl Fn(usize, std::ops::Range<usize>, &mut Vec<f32>) + Sync,
+) -> Option<Vec<usize>> {
+    let to_end: Vec<f32> = (0..n).map(|i| term(i, n - 1)).collect();
+    (0..n - m)
         .into_par_iter()
         .map(|t0| {
             let mut t: Vec<usize> = (0..m).map(|k| t0 + k).collect();
-            let (mut best_sigma, mut best) = (0f32, None);
+            // The best so far: its prefix t[..m − 1] (copied once per prefix that
+            // improves) and its last threshold.
+            let (mut best_sigma, mut best_prefix, mut best_last) = (0f32, vec![0; m - 1], None);
+            let head = term(0, t0);
+            let (mut mids, mut row) = (Vec::with_capacity(m), Vec::with_capacity(n));
             loop {
-                let mut sigma = term(0, t[0]) + term(t[m - 1] + 1, n - 1);
-                for k in 0..m - 1 {
-                    sigma += term(t[k] + 1, t[k + 1]);
+                let mut prefix_saved = false;
+                let mut consider = |sigma: f32, last: usize, t: &[usize]| {
+                    if sigma > best_sigma {
+                        best_sigma = sigma;
+                        best_last = Some(last);
+                        if !prefix_saved {
+                            best_prefix.copy_from_slice(&t[..m - 1]);
+                            prefix_saved = true;
+                        }
+                    }
+                };
+                if m == 1 {
+                    consider(head + to_end[t0 + 1], t0, &t);
+                } else {
+                    // h(t_k + 1, t_{k+1}) for k < m − 2, and h(b + 1, last) for every last.
+                    let b = t[m - 2];
+                    mids.clear();
+                    mids.extend((0..m - 2).map(|k| term(t[k] + 1, t[k + 1])));
+                    row.clear();
+                    fill_row(b + 1, b + 1..n - 1, &mut row);
+                    for (off, &last_term) in row.iter().enumerate() {
+                        let last = b + 1 + off;
+                        let mut sigma = head + to_end[last + 1];
+                        for &v in &mids {
+                            sigma += v;
+                        }
+                        sigma += last_term;
+                        consider(sigma, last, &t);
+                    }
                 }
-                if sigma > best_sigma {
-                    best_sigma = sigma;
-                    best = Some(t.clone());
-                }
-                // Next combination with t[0] fixed: the last index that can still grow.
-                let Some(k) = (1..m).rev().find(|&k| t[k] < n - m + k - 1) else { break };
+                // Next prefix: the last index before the final one that can still grow.
+                let Some(k) = (1..m - 1).rev().find(|&k| t[k] < n - m + k - 1) else { break };
                 t[k] += 1;
-                for q in k + 1..m {
+                for q in k + 1..m - 1 {
                     t[q] = t[q - 1] + 1;
                 }
             }
+            let best = best_last.map(|last| {
+                best_prefix.push(last);
+                best_prefix
+            });
             (best_sigma, best)
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .fold((0f32, None), |acc, (sigma, t)| if t.is_some() && sigma > acc.0 { (sigma, t) } else { acc });
-    Ok(best.1.unwrap_or_else(|| (0..m).collect()))
+        .fold((0f32, None), |acc, (sigma, t)| if t.is_some() && sigma > acc.0 { (sigma, t) } else { acc })
+        .1
 }
 
 /// Otsu's threshold, as `skimage.filters.threshold_otsu(image, nbins)`: a uniform image

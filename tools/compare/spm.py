@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Side-by-side timing of nanoml-spm's thresholds and scikit-image on the same images.
+
+    ../pyenv/bin/python tools/compare/spm.py [--size 1024] [--repeats 20] [--rounds 3]
+
+Writes float64 images as NPY files to a temporary folder (a levelled AFM-like height map:
+smoothed noise on three terraces, and uniform noise), runs
+`cargo run --release --example compare_spm` on them, times scikit-image on the very same
+arrays (median of --repeats calls after a warm-up, one thread), alternating the two sides
+for --rounds rounds, and prints medians, ratios and lines for docs/benchmarks.md. The
+thresholds themselves are checked by the fixture tests.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import scipy.ndimage as ndi
+import skimage
+from skimage.filters import threshold_multiotsu, threshold_otsu
+
+KERNELS = {
+    "multiotsu_3_256": ("skimage.filters.threshold_multiotsu(classes=3, nbins=256)", lambda m: threshold_multiotsu(m, classes=3, nbins=256)),
+    "multiotsu_3_1000": ("skimage.filters.threshold_multiotsu(classes=3, nbins=1000)", lambda m: threshold_multiotsu(m, classes=3, nbins=1000)),
+    "multiotsu_4_256": ("skimage.filters.threshold_multiotsu(classes=4, nbins=256)", lambda m: threshold_multiotsu(m, classes=4, nbins=256)),
+    "otsu_256": ("skimage.filters.threshold_otsu(nbins=256)", lambda m: threshold_otsu(m, nbins=256)),
+}
+
+
+def median_seconds(f, m, repeats):
+    f(m)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(m)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def images(size):
+    rng = np.random.default_rng(11)
+    terraces = np.repeat(np.arange(3), size // 3 + 1)[:size][:, None] * 1.0
+    film = terraces + ndi.gaussian_filter(rng.standard_normal((size, size)), 3.0) * 2.0
+    return {f"afm{size}": film * 1e-9, f"noise{size}": rng.random((size, size))}
+
+
+def fmt(s):
+    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    root = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    data = images(args.size)
+    ours_rounds, theirs_rounds = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, m in data.items():
+            np.save(os.path.join(tmp, name + ".npy"), m)
+        cmd = ["cargo", "run", "--quiet", "--release", "--example", "compare_spm", "--", tmp, str(args.repeats)]
+        for _ in range(args.rounds):
+            res = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True)
+            ours_rounds.append({(r["file"], r["kernel"]): r["median_s"] for r in map(json.loads, res.stdout.splitlines())})
+            theirs_rounds.append({(name, k): median_seconds(f, m, args.repeats) for name, m in data.items() for k, (_, f) in KERNELS.items()})
+    ours = {k: float(np.median([r[k] for r in ours_rounds])) for k in ours_rounds[0]}
+    theirs = {k: float(np.median([r[k] for r in theirs_rounds])) for k in theirs_rounds[0]}
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {rustc}; python {platform.python_version()}, "
+          f"numpy {np.__version__}, scikit-image {skimage.__version__}")
+    lines = []
+    for name in data:
+        for kernel, (peer, _) in KERNELS.items():
+            a, b = ours[(name, kernel)], theirs[(name, kernel)]
+            print(f"{name:<10} {kernel:<18} {fmt(a):>12} {fmt(b):>12} {b / a:>7.1f}×")
+            lines.append(f"| {kernel} | {name} ({args.size}×{args.size} float64) | {peer}, scikit-image {skimage.__version__} | {fmt(a)} | {fmt(b)} | {b / a:.1f}× |")
+    print("\nFor docs/benchmarks.md:")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
