@@ -1,0 +1,335 @@
+//! The preprocessing and quality filters of the AFM screening code (Gordon et al., Nano
+//! Lett. 2020; pyRabani's `Filters/screening.py`, ../shared/notes/spm-preprocessing.md §6),
+//! exactly as coded there, plus the paper's textual noise rule as an option.
+//!
+//! The reference chain ([`preprocess_pyrabani`]): min–max normalisation → cumulative
+//! median-of-differences row alignment on 1000 bins → noise-row test → separable degree-5
+//! background (1-D polynomial fits to the column means and to the row means, both
+//! subtracted) → min–max normalisation → binarisation above the lower of the two 3-class
+//! multi-Otsu thresholds (1000 bins) → flat-binarisation test.
+
+use crate::threshold::threshold_multiotsu;
+use crate::{Error, Result};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView1, Axis, Data, Ix2};
+
+/// Rescales to [0, 1] (`(z − min)/(max − min)`).
+///
+/// # Errors
+/// An empty image, a non-finite pixel, or a constant image (nothing to rescale).
+pub fn normalize_min_max<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+    if image.is_empty() {
+        return Err(Error::invalid("image", "an empty image", "at least one pixel"));
+    }
+    if let Some(bad) = image.iter().find(|v| !v.is_finite()) {
+        return Err(Error::invalid("image", format!("a pixel of {bad}"), "finite pixels"));
+    }
+    let (lo, hi) = image.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    if lo == hi {
+        return Err(Error::Unsuitable {
+            what: "min–max normalisation",
+            reason: format!("the image is flat (every pixel is {lo})"),
+        });
+    }
+    Ok(image.mapv(|v| (v - lo) / (hi - lo)))
+}
+
+/// pyRabani's `_median_align`: from the second row down, each row is shifted by the
+/// median of its differences to the (already aligned) row above, the median taken on
+/// 1000 bins: with `d = above − row`, `bins = linspace(min d, max d, 1000)`, each
+/// difference gets the index of the first bin edge ≥ it (`np.digitize(d, bins,
+/// right=True)`), and the row gains `bins[⌊median of the indices⌋]`.
+///
+/// # Errors
+/// An image with a non-finite pixel, or `bins < 2`.
+pub fn align_rows_median_of_differences_binned<S: Data<Elem = f64>>(
+    image: &ArrayBase<S, Ix2>,
+    bins: usize,
+) -> Result<Array2<f64>> {
+    if bins < 2 {
+        return Err(Error::invalid("bins", bins, "at least 2 bin edges"));
+    }
+    if let Some(bad) = image.iter().find(|v| !v.is_finite()) {
+        return Err(Error::invalid("image", format!("a pixel of {bad}"), "finite pixels"));
+    }
+    let mut out = image.to_owned();
+    let (rows, cols) = out.dim();
+    if cols == 0 {
+        return Ok(out);
+    }
+    let mut diff = vec![0.0; cols];
+    let mut idx = vec![0usize; cols];
+    for i in 1..rows {
+        for (j, d) in diff.iter_mut().enumerate() {
+            *d = out[[i - 1, j]] - out[[i, j]];
+        }
+        let (lo, hi) = diff.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let edges = linspace(lo, hi, bins);
+        for (k, &d) in idx.iter_mut().zip(&diff) {
+            *k = edges.partition_point(|&e| e < d); // first edge ≥ d
+        }
+        idx.sort_unstable();
+        let n = idx.len();
+        // np.median of integers (the mean of the middle two for even n), truncated by int().
+        let median = if n % 2 == 1 { idx[n / 2] as f64 } else { (idx[n / 2 - 1] + idx[n / 2]) as f64 / 2.0 };
+        let shift = edges[(median as usize).min(bins - 1)];
+        out.row_mut(i).mapv_inplace(|v| v + shift);
+    }
+    Ok(out)
+}
+
+/// `np.linspace(start, stop, num)` in float64 (`start + i·step`, the last value `stop`).
+fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    let div = (num - 1) as f64;
+    let delta = stop - start;
+    let step = delta / div;
+    let mut y: Vec<f64> = if step == 0.0 {
+        (0..num).map(|i| i as f64 / div * delta + start).collect()
+    } else {
+        (0..num).map(|i| i as f64 * step + start).collect()
+    };
+    if let Some(last) = y.last_mut() {
+        *last = stop;
+    }
+    y
+}
+
+/// Which noise-row rule [`noisy_rows`] applies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NoiseRule {
+    /// pyRabani as coded: a row is single-valued when its most frequent exact value fills
+    /// at least 95 % of it, an outlier when its mean is ≤ 0.05× or ≥ 1.95× the image mean
+    /// (needs data normalised to [0, 1]); the image fails when either kind makes up at
+    /// least 5 % of the rows.
+    PyRabani,
+    /// The paper's text: single-valued when the most frequent value fills more than 95 %
+    /// of the row, outlier when the row mean lies more than 2σ from the image mean, σ the
+    /// standard deviation of the row means; fails when more than 5 % of rows are flagged.
+    Textual,
+}
+
+/// What [`noisy_rows`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NoiseReport {
+    /// Rows judged single-valued.
+    pub single_valued: Vec<usize>,
+    /// Rows judged outliers.
+    pub outliers: Vec<usize>,
+    /// Whether the image fails the test.
+    pub noisy: bool,
+}
+
+/// The noise-row test of the screening code (see [`NoiseRule`]). Fractions are of the
+/// number of rows (pyRabani divides by the width; its images are square).
+pub fn noisy_rows<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, rule: NoiseRule) -> NoiseReport {
+    let (rows, cols) = image.dim();
+    let mut single_valued = Vec::new();
+    let mut row_means = Vec::with_capacity(rows);
+    for (i, row) in image.outer_iter().enumerate() {
+        let mode = mode_count(row);
+        let flagged = match rule {
+            NoiseRule::PyRabani => mode as f64 >= 0.95 * cols as f64,
+            NoiseRule::Textual => mode as f64 > 0.95 * cols as f64,
+        };
+        if flagged {
+            single_valued.push(i);
+        }
+        row_means.push(row.sum() / cols.max(1) as f64);
+    }
+    let mean = image.mean().unwrap_or(0.0);
+    let outliers: Vec<usize> = match rule {
+        NoiseRule::PyRabani => {
+            (0..rows).filter(|&i| row_means[i] <= 0.05 * mean || row_means[i] >= 1.95 * mean).collect()
+        }
+        NoiseRule::Textual => {
+            let m = row_means.iter().sum::<f64>() / rows.max(1) as f64;
+            let sd = (row_means.iter().map(|r| (r - m).powi(2)).sum::<f64>() / rows.max(1) as f64).sqrt();
+            (0..rows).filter(|&i| (row_means[i] - mean).abs() > 2.0 * sd).collect()
+        }
+    };
+    let fraction = |n: usize| n as f64 / rows.max(1) as f64;
+    let noisy = match rule {
+        NoiseRule::PyRabani => fraction(single_valued.len()) >= 0.05 || fraction(outliers.len()) >= 0.05,
+        NoiseRule::Textual => {
+            let mut flagged: Vec<usize> = single_valued.iter().chain(&outliers).copied().collect();
+            flagged.sort_unstable();
+            flagged.dedup();
+            fraction(flagged.len()) > 0.05
+        }
+    };
+    NoiseReport { single_valued, outliers, noisy }
+}
+
+/// Count of the most frequent exact value (`scipy.stats.mode(...).count`).
+fn mode_count(row: ArrayView1<'_, f64>) -> usize {
+    let mut v: Vec<f64> = row.to_vec();
+    v.sort_unstable_by(f64::total_cmp);
+    let (mut best, mut run) = (0, 0);
+    for k in 0..v.len() {
+        run = if k > 0 && v[k] == v[k - 1] { run + 1 } else { 1 };
+        best = best.max(run);
+    }
+    best
+}
+
+/// Values of the least-squares polynomial of `degree` through `(k, y_k)`, k = 0, 1, …
+/// (what `np.polyval(np.polyfit(k, y, degree), k)` computes, in a well-conditioned basis:
+/// the monomials of `t = 2k/(n−1) − 1`, orthonormalised twice by modified Gram–Schmidt,
+/// and `y` projected on them).
+///
+/// # Errors
+/// `degree + 1` larger than the number of points.
+pub fn polynomial_fit_values(y: ArrayView1<'_, f64>, degree: usize) -> Result<Array1<f64>> {
+    let n = y.len();
+    if degree + 1 > n {
+        return Err(Error::invalid("degree", degree, format!("at most {} for {n} points", n.saturating_sub(1))));
+    }
+    let t: Vec<f64> = (0..n).map(|k| if n > 1 { 2.0 * k as f64 / (n - 1) as f64 - 1.0 } else { 0.0 }).collect();
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(degree + 1);
+    for p in 0..=degree {
+        let mut v: Vec<f64> = t.iter().map(|&x| x.powi(p as i32)).collect();
+        for _ in 0..2 {
+            for q in &basis {
+                let dot: f64 = v.iter().zip(q).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(q).for_each(|(a, b)| *a -= dot * b);
+            }
+        }
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|a| *a /= norm);
+        basis.push(v);
+    }
+    let mut fit = Array1::zeros(n);
+    for q in &basis {
+        let c: f64 = q.iter().zip(y.iter()).map(|(a, b)| a * b).sum();
+        fit.iter_mut().zip(q).for_each(|(f, b)| *f += c * b);
+    }
+    Ok(fit)
+}
+
+/// pyRabani's `_poly_plane_flatten`: fits a polynomial of `degree` to the column means
+/// (as a function of the column) and another to the row means (of the row) and subtracts
+/// both. (Both fits include a constant, so the mean is removed twice; the screening code
+/// min–max normalises afterwards.)
+///
+/// # Errors
+/// `degree` too large for the image's width or height.
+pub fn flatten_separable<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, degree: usize) -> Result<Array2<f64>> {
+    let col_means =
+        image.mean_axis(Axis(0)).ok_or_else(|| Error::invalid("image", "an empty image", "at least one pixel"))?;
+    let row_means =
+        image.mean_axis(Axis(1)).ok_or_else(|| Error::invalid("image", "an empty image", "at least one pixel"))?;
+    let hx = polynomial_fit_values(col_means.view(), degree)?;
+    let hy = polynomial_fit_values(row_means.view(), degree)?;
+    Ok(Array2::from_shape_fn(image.dim(), |(r, c)| image[[r, c]] - hx[c] - hy[r]))
+}
+
+/// pyRabani's `_are_lines_properly_binarised`, negated: true when, along either axis, the
+/// most repeated identical row (or column) occurs at least `fraction` × the side times
+/// (0.8 in the reference).
+pub fn binarization_is_flat<S: Data<Elem = bool>>(binary: &ArrayBase<S, Ix2>, fraction: f64) -> bool {
+    let most_repeated = |lines: Vec<Vec<bool>>| {
+        let mut lines = lines;
+        lines.sort_unstable();
+        let (mut best, mut run) = (0usize, 0usize);
+        for k in 0..lines.len() {
+            run = if k > 0 && lines[k] == lines[k - 1] { run + 1 } else { 1 };
+            best = best.max(run);
+        }
+        best
+    };
+    let (rows, cols) = binary.dim();
+    let r = most_repeated(binary.outer_iter().map(|l| l.to_vec()).collect());
+    let c = most_repeated(binary.axis_iter(Axis(1)).map(|l| l.to_vec()).collect());
+    r as f64 >= fraction * rows as f64 || c as f64 >= fraction * cols as f64
+}
+
+/// Why [`preprocess_pyrabani`] rejected a scan (the reference's messages).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rejection {
+    /// "Noisy image": too many single-valued or outlier rows.
+    Noisy(NoiseReport),
+    /// "Flat binarisation": one row or column pattern dominates the binary image.
+    FlatBinarisation,
+}
+
+/// The output of the reference preprocessing chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preprocessed {
+    /// The levelled image, normalised to [0, 1].
+    pub levelled: Array2<f64>,
+    /// The two 3-class multi-Otsu thresholds (1000 bins) of `levelled`.
+    pub thresholds: Vec<f64>,
+    /// `levelled > thresholds[0]`.
+    pub binary: Array2<bool>,
+}
+
+/// The screening code's preprocessing chain (module docs): `Ok(Ok(..))` for a scan that
+/// passes, `Ok(Err(rejection))` for one the reference would reject.
+///
+/// # Errors
+/// Flat or non-finite images, images too small for the degree-5 fits, levelled images
+/// with fewer than three grey levels.
+pub fn preprocess_pyrabani<S: Data<Elem = f64>>(
+    image: &ArrayBase<S, Ix2>,
+) -> Result<std::result::Result<Preprocessed, Rejection>> {
+    let normalised = normalize_min_max(image)?;
+    let aligned = align_rows_median_of_differences_binned(&normalised, 1000)?;
+    let noise = noisy_rows(&aligned, NoiseRule::PyRabani);
+    if noise.noisy {
+        return Ok(Err(Rejection::Noisy(noise)));
+    }
+    let levelled = normalize_min_max(&flatten_separable(&aligned, 5)?)?;
+    let thresholds = threshold_multiotsu(&levelled, 3, 1000)?;
+    let binary = levelled.mapv(|v| v > thresholds[0]);
+    if binarization_is_flat(&binary, 0.8) {
+        return Ok(Err(Rejection::FlatBinarisation));
+    }
+    Ok(Ok(Preprocessed { levelled, thresholds, binary }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn polynomial_fits_reproduce_polynomials() {
+        let y = Array1::from_shape_fn(50, |k| {
+            let x = k as f64;
+            3.0 - 0.5 * x + 0.01 * x * x - 2e-4 * x.powi(3)
+        });
+        let fit = polynomial_fit_values(y.view(), 3).unwrap();
+        for (a, b) in fit.iter().zip(&y) {
+            assert!((a - b).abs() < 1e-9 * y.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+        }
+        assert!(polynomial_fit_values(y.view(), 50).is_err());
+    }
+
+    #[test]
+    fn alignment_removes_constant_row_offsets() {
+        let base = Array2::from_shape_fn((6, 40), |(_, c)| (c as f64 * 0.3).sin());
+        let mut shifted = base.clone();
+        for (r, mut row) in shifted.outer_iter_mut().enumerate() {
+            row.mapv_inplace(|v| v + r as f64 * 0.7);
+        }
+        let aligned = align_rows_median_of_differences_binned(&shifted, 1000).unwrap();
+        for (a, b) in aligned.iter().zip(&base) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn flat_and_noisy_inputs_are_reported() {
+        assert!(normalize_min_max(&Array2::<f64>::ones((3, 3))).is_err());
+        assert!(normalize_min_max(&array![[0.0, f64::NAN]]).is_err());
+        let mut img = Array2::from_shape_fn((20, 20), |(r, c)| ((r * 7 + c * 3) % 11) as f64 / 10.0);
+        img.row_mut(4).fill(0.5);
+        let report = noisy_rows(&img, NoiseRule::PyRabani);
+        assert_eq!(report.single_valued, vec![4]);
+        assert!(report.noisy); // 1 of 20 rows = 5 %
+        let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(4);
+        let speckle = Array2::from_shape_fn((10, 10), |_| rng.bernoulli(0.5));
+        assert!(!binarization_is_flat(&speckle, 0.8));
+        // Horizontal stripes: every column is the same pattern.
+        assert!(binarization_is_flat(&Array2::from_shape_fn((10, 10), |(r, _)| r % 2 == 0), 0.8));
+    }
+}
