@@ -1,0 +1,364 @@
+//! Levelling and row alignment with Gwyddion's conventions (2.62; its `libprocess` and
+//! the "Level", "Polynomial background" and "Align rows" modules, as
+//! ../shared/notes/spm-preprocessing.md §0–1 documents them).
+//!
+//! Images are `[row, col]` with row 0 at the top; `j` is the column (fast scan axis) and
+//! `i` the row, both in pixels.
+//!
+//! Parity: [`fit_plane`] and [`fit_poly`] equal libgwyprocess 2.62 to 1e-12 relative on
+//! the twelve test scans (`tests/gwyddion_level.rs`). [`align_rows`] follows the
+//! algorithms as the notes document them (upper medians — the element of rank `n/2` —
+//! and symmetric rank trimming), but libgwyprocess's own row shifts differ on some rows
+//! (its row statistics are not plain rank statistics there); until that is understood,
+//! treat the row alignment as Gwyddion-like, not Gwyddion-exact.
+
+use crate::{Error, Result};
+use ndarray::{Array2, ArrayBase, Data, Ix2};
+
+/// A plane `z = a + bx·j + by·i` (pixel indices).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plane {
+    /// Value at pixel (0, 0).
+    pub a: f64,
+    /// Slope along a row, per pixel.
+    pub bx: f64,
+    /// Slope down the columns, per pixel.
+    pub by: f64,
+}
+
+fn check_finite<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<()> {
+    if image.is_empty() {
+        return Err(Error::invalid("image", "an empty image", "at least one pixel"));
+    }
+    if let Some(bad) = image.iter().find(|v| !v.is_finite()) {
+        return Err(Error::invalid("image", format!("a pixel of {bad}"), "finite pixels"));
+    }
+    Ok(())
+}
+
+/// Least-squares plane through all pixels (`gwy_data_field_fit_plane`: closed form with
+/// the averages `x̄ = (n − 1)/2`, `x²̄ = (2n − 1)(n − 1)/6`).
+///
+/// # Errors
+/// Empty or non-finite images.
+pub fn fit_plane<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<Plane> {
+    check_finite(image)?;
+    let (rows, cols) = image.dim();
+    let n = (rows * cols) as f64;
+    let (mut sum, mut sum_j, mut sum_i) = (0.0, 0.0, 0.0);
+    for ((i, j), &z) in image.indexed_iter() {
+        sum += z;
+        sum_j += z * j as f64;
+        sum_i += z * i as f64;
+    }
+    let (mean, mean_j, mean_i) = (sum / n, sum_j / n, sum_i / n);
+    let line = |len: usize| {
+        let m = len as f64;
+        ((m - 1.0) / 2.0, (2.0 * m - 1.0) * (m - 1.0) / 6.0)
+    };
+    let ((xb, x2b), (yb, y2b)) = (line(cols), line(rows));
+    let bx = if cols > 1 { (mean_j - mean * xb) / (x2b - xb * xb) } else { 0.0 };
+    let by = if rows > 1 { (mean_i - mean * yb) / (y2b - yb * yb) } else { 0.0 };
+    Ok(Plane { a: mean - bx * xb - by * yb, bx, by })
+}
+
+/// Subtracts `plane` (all of it: `z −= a + bx·j + by·i`).
+pub fn subtract_plane<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, plane: Plane) -> Array2<f64> {
+    Array2::from_shape_fn(image.dim(), |(i, j)| image[[i, j]] - (plane.a + plane.bx * j as f64 + plane.by * i as f64))
+}
+
+/// Gwyddion's "Plane level" module: fits the plane and subtracts its tilt about the image
+/// centre, `z −= c + bx·j + by·i` with `c = −(bx·cols + by·rows)/2` (so the mean moves
+/// by `(bx + by)/2`, as in Gwyddion).
+///
+/// # Errors
+/// As [`fit_plane`].
+pub fn level_plane<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<Array2<f64>> {
+    let p = fit_plane(image)?;
+    let (rows, cols) = image.dim();
+    let c = -0.5 * (p.bx * cols as f64 + p.by * rows as f64);
+    Ok(subtract_plane(image, Plane { a: c, ..p }))
+}
+
+/// The terms of a two-dimensional polynomial background.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolyTerms {
+    /// `x^p y^q` for `p ≤ col_degree`, `q ≤ row_degree` ("independent degrees").
+    Independent {
+        /// Degree in x (along rows).
+        col_degree: usize,
+        /// Degree in y (down columns).
+        row_degree: usize,
+    },
+    /// `x^p y^q` for `p + q ≤ max_degree` ("limited total degree").
+    Limited {
+        /// Largest total degree.
+        max_degree: usize,
+    },
+}
+
+impl PolyTerms {
+    /// The powers `(p, q)` in Gwyddion's order (x power outer, y power inner).
+    pub fn powers(self) -> Vec<(usize, usize)> {
+        match self {
+            PolyTerms::Independent { col_degree, row_degree } => {
+                (0..=col_degree).flat_map(|p| (0..=row_degree).map(move |q| (p, q))).collect()
+            }
+            PolyTerms::Limited { max_degree } => {
+                (0..=max_degree).flat_map(|p| (0..=max_degree - p).map(move |q| (p, q))).collect()
+            }
+        }
+    }
+}
+
+/// Coordinates normalised to [−1, 1] along an axis of `len` pixels.
+fn normalised(len: usize) -> Vec<f64> {
+    (0..len).map(|k| 2.0 * k as f64 / (len as f64 - 1.0) - 1.0).collect()
+}
+
+/// Cholesky factorisation of a symmetric matrix stored as its packed lower triangle
+/// (`a[i(i+1)/2 + j]`, `j ≤ i`), in place; `false` when a pivot is not positive.
+fn cholesky(a: &mut [f64], n: usize) -> bool {
+    let at = |i: usize, j: usize| i * (i + 1) / 2 + j;
+    for k in 0..n {
+        let mut s = a[at(k, k)];
+        for i in 0..k {
+            s -= a[at(k, i)] * a[at(k, i)];
+        }
+        if s <= 0.0 {
+            return false;
+        }
+        let s = s.sqrt();
+        a[at(k, k)] = s;
+        for j in k + 1..n {
+            let mut r = a[at(j, k)];
+            for i in 0..k {
+                r -= a[at(k, i)] * a[at(j, i)];
+            }
+            a[at(j, k)] = r / s;
+        }
+    }
+    true
+}
+
+/// Solves `L Lᵀ x = b` in place of `b` with the factor from [`cholesky`].
+fn cholesky_solve(l: &[f64], b: &mut [f64], n: usize) {
+    let at = |i: usize, j: usize| i * (i + 1) / 2 + j;
+    for i in 0..n {
+        let mut s = b[i];
+        for j in 0..i {
+            s -= l[at(i, j)] * b[j];
+        }
+        b[i] = s / l[at(i, i)];
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for j in i + 1..n {
+            s -= l[at(j, i)] * b[j];
+        }
+        b[i] = s / l[at(i, i)];
+    }
+}
+
+/// Least-squares polynomial background (`gwy_data_field_fit_poly`): coefficients of
+/// `x^p y^q` for the powers of `terms`, with `x` and `y` the column and row normalised to
+/// [−1, 1]; all zero when the normal equations are singular.
+///
+/// # Errors
+/// Non-finite images, or images with fewer than two rows or columns (the normalised
+/// coordinates are undefined), or more terms than pixels.
+pub fn fit_poly<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, terms: PolyTerms) -> Result<Vec<f64>> {
+    check_finite(image)?;
+    let (rows, cols) = image.dim();
+    if rows < 2 || cols < 2 {
+        return Err(Error::invalid(
+            "image",
+            format!("{rows}×{cols}"),
+            "at least 2×2 pixels for a polynomial background",
+        ));
+    }
+    let powers = terms.powers();
+    let k = powers.len();
+    if k > rows * cols {
+        return Err(Error::invalid(
+            "terms",
+            format!("{k} terms"),
+            format!("at most {} (the number of pixels)", rows * cols),
+        ));
+    }
+    let (xs, ys) = (normalised(cols), normalised(rows));
+    let mut m = vec![0.0; k * (k + 1) / 2];
+    let mut rhs = vec![0.0; k];
+    let mut p = vec![0.0; k];
+    for (i, &y) in ys.iter().enumerate() {
+        for (j, &x) in xs.iter().enumerate() {
+            for (t, &(px, py)) in powers.iter().enumerate() {
+                p[t] = x.powi(px as i32) * y.powi(py as i32);
+            }
+            let z = image[[i, j]];
+            let mut idx = 0;
+            for a in 0..k {
+                for b in 0..=a {
+                    m[idx] += p[a] * p[b];
+                    idx += 1;
+                }
+                rhs[a] += z * p[a];
+            }
+        }
+    }
+    if !cholesky(&mut m, k) {
+        return Ok(vec![0.0; k]);
+    }
+    cholesky_solve(&m, &mut rhs, k);
+    Ok(rhs)
+}
+
+/// The polynomial background itself, evaluated on the image's grid.
+pub fn poly_background(shape: (usize, usize), terms: PolyTerms, coefficients: &[f64]) -> Array2<f64> {
+    let (rows, cols) = shape;
+    let (xs, ys) = (normalised(cols), normalised(rows));
+    let powers = terms.powers();
+    Array2::from_shape_fn(shape, |(i, j)| {
+        powers.iter().zip(coefficients).map(|(&(px, py), &c)| c * xs[j].powi(px as i32) * ys[i].powi(py as i32)).sum()
+    })
+}
+
+/// Fits and subtracts a polynomial background (Gwyddion's "Polynomial background";
+/// degree 5 in x and y independently is the screening pipeline's).
+///
+/// # Errors
+/// As [`fit_poly`].
+pub fn level_poly<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, terms: PolyTerms) -> Result<Array2<f64>> {
+    let c = fit_poly(image, terms)?;
+    Ok(image.to_owned() - poly_background(image.dim(), terms, &c))
+}
+
+/// Gwyddion's rounding, `⌊x + 0.5⌋`.
+fn gwy_round(x: f64) -> usize {
+    (x + 0.5).floor().max(0.0) as usize
+}
+
+/// The element of rank `n/2` (Gwyddion's median: the upper one for even `n`).
+fn upper_median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    *v.select_nth_unstable_by(n / 2, f64::total_cmp).1
+}
+
+/// Gwyddion's per-row location: the mean of the ranks `[round(p·n), n − round(p·n))`, or
+/// the upper median when that leaves at most one value.
+fn trimmed_mean_or_median(v: &mut [f64], p: f64) -> f64 {
+    let n = v.len();
+    let cut = gwy_round(p * n as f64);
+    if 2 * cut + 1 >= n {
+        return upper_median(v);
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    v[cut..n - cut].iter().sum::<f64>() / (n - 2 * cut) as f64
+}
+
+/// Row-alignment methods of Gwyddion's "Align rows".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RowAlignment {
+    /// Subtract each row's (upper) median, keeping the mean of the medians.
+    Median,
+    /// Shift each row by the (upper) median of its differences to the row above; the
+    /// cumulative shifts are line-levelled, so a genuine slope down the image stays.
+    MedianOfDifferences,
+    /// Like `Median` with the mean of the values left after trimming this fraction from
+    /// each end (0 ..= 0.5).
+    TrimmedMean(f64),
+    /// Like `MedianOfDifferences` with trimmed means of the differences.
+    TrimmedMeanOfDifferences(f64),
+}
+
+/// Aligns rows (see [`RowAlignment`]) and returns the aligned image and the shift
+/// subtracted from each row.
+///
+/// # Errors
+/// Empty or non-finite images; a trim fraction outside [0, 0.5].
+pub fn align_rows<S: Data<Elem = f64>>(
+    image: &ArrayBase<S, Ix2>,
+    method: RowAlignment,
+) -> Result<(Array2<f64>, Vec<f64>)> {
+    check_finite(image)?;
+    let (rows, cols) = image.dim();
+    let (trim, differences) = match method {
+        RowAlignment::Median => (0.5, false),
+        RowAlignment::MedianOfDifferences => (0.5, true),
+        RowAlignment::TrimmedMean(p) => (p, false),
+        RowAlignment::TrimmedMeanOfDifferences(p) => (p, true),
+    };
+    if !(0.0..=0.5).contains(&trim) {
+        return Err(Error::invalid("trim fraction", trim, "a fraction in [0, 0.5]"));
+    }
+    let mut buf = vec![0.0; cols];
+    let mut shifts = vec![0.0; rows];
+    if differences {
+        for i in 1..rows {
+            for (j, d) in buf.iter_mut().enumerate() {
+                *d = image[[i, j]] - image[[i - 1, j]];
+            }
+            shifts[i] = shifts[i - 1] + trimmed_mean_or_median(&mut buf, trim);
+        }
+        // Line-level the cumulative shifts (`gwy_data_line_get_line_coeffs`).
+        let n = rows as f64;
+        let (xb, x2b) = ((n - 1.0) / 2.0, (2.0 * n - 1.0) * (n - 1.0) / 6.0);
+        let mean = shifts.iter().sum::<f64>() / n;
+        let mean_k = shifts.iter().enumerate().map(|(k, s)| s * k as f64).sum::<f64>() / n;
+        let (a, b) = if rows > 1 {
+            let det = x2b - xb * xb;
+            ((mean * x2b - xb * mean_k) / det, (mean_k - mean * xb) / det)
+        } else {
+            (mean, 0.0)
+        };
+        for (k, s) in shifts.iter_mut().enumerate() {
+            *s -= a + b * k as f64;
+        }
+    } else {
+        for (i, row) in image.outer_iter().enumerate() {
+            buf.iter_mut().zip(row).for_each(|(b, &z)| *b = z);
+            shifts[i] = trimmed_mean_or_median(&mut buf, trim);
+        }
+        let mean = shifts.iter().sum::<f64>() / rows as f64;
+        shifts.iter_mut().for_each(|s| *s -= mean);
+    }
+    let aligned = Array2::from_shape_fn((rows, cols), |(i, j)| image[[i, j]] - shifts[i]);
+    Ok((aligned, shifts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn plane_fit_recovers_a_plane() {
+        let img = Array2::from_shape_fn((7, 9), |(i, j)| 1.5 + 0.25 * j as f64 - 0.75 * i as f64);
+        let p = fit_plane(&img).unwrap();
+        assert!((p.a - 1.5).abs() < 1e-12 && (p.bx - 0.25).abs() < 1e-12 && (p.by + 0.75).abs() < 1e-12);
+        let flat = subtract_plane(&img, p);
+        assert!(flat.iter().all(|v| v.abs() < 1e-12));
+    }
+
+    #[test]
+    fn polynomial_background_recovers_a_polynomial() {
+        let terms = PolyTerms::Independent { col_degree: 2, row_degree: 1 };
+        let img = poly_background((12, 15), terms, &[1.0, 0.5, -2.0, 0.3, 0.7, 0.0]);
+        let c = fit_poly(&img, terms).unwrap();
+        for (a, b) in c.iter().zip([1.0, 0.5, -2.0, 0.3, 0.7, 0.0]) {
+            assert!((a - b).abs() < 1e-10, "{c:?}");
+        }
+        assert_eq!(PolyTerms::Limited { max_degree: 2 }.powers(), vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0)]);
+        assert!(fit_poly(&array![[1.0, 2.0]], terms).is_err());
+    }
+
+    #[test]
+    fn medians_are_upper_medians() {
+        assert_eq!(upper_median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
+        let img = array![[1.0, 2.0, 3.0, 4.0], [11.0, 12.0, 13.0, 14.0]];
+        let (aligned, shifts) = align_rows(&img, RowAlignment::Median).unwrap();
+        assert_eq!(shifts, vec![-5.0, 5.0]);
+        assert_eq!(aligned.row(0), aligned.row(1));
+        assert!(align_rows(&img, RowAlignment::TrimmedMean(0.7)).is_err());
+    }
+}

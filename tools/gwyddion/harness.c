@@ -1,0 +1,90 @@
+/* Reference values from Gwyddion's libgwyprocess (Debian's libgwyddion20-dev 2.62) for
+ * nanoml-spm's levelling tests. Used only to produce expected numbers (no Gwyddion code is
+ * copied into nanoml). Declares the few functions it calls instead of including the
+ * headers, so that glib's development package is not needed.
+ *
+ *   harness ROWS COLS FILE      (FILE: ROWS*COLS little-endian float64, row-major)
+ *
+ * prints one JSON object: plane fit, polynomial coefficients (independent 5x5 and
+ * limited total degree 3) and the row shifts of the median, median-of-differences,
+ * trimmed-mean (0.05) and trimmed-mean-of-differences (0.05) alignments. */
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef int gint;
+typedef int gboolean;
+typedef double gdouble;
+typedef struct _GwyDataField GwyDataField;
+typedef struct _GwyDataLine GwyDataLine;
+
+void gwy_process_type_init(void);
+GwyDataField *gwy_data_field_new(gint xres, gint yres, gdouble xreal, gdouble yreal, gboolean nullme);
+gdouble *gwy_data_field_get_data(GwyDataField *f);
+void gwy_data_field_fit_plane(GwyDataField *f, gdouble *pa, gdouble *pbx, gdouble *pby);
+gdouble *gwy_data_field_fit_poly(GwyDataField *f, GwyDataField *mask, gint nterms, const gint *term_powers,
+                                 gboolean exclude, gdouble *coeffs);
+GwyDataLine *gwy_data_field_find_row_shifts_trimmed_mean(GwyDataField *f, GwyDataField *mask, gint masking,
+                                                         gdouble trimfrac, gint mincount);
+GwyDataLine *gwy_data_field_find_row_shifts_trimmed_diff(GwyDataField *f, GwyDataField *mask, gint masking,
+                                                         gdouble trimfrac, gint mincount);
+gdouble *gwy_data_line_get_data(GwyDataLine *l);
+gint gwy_data_line_get_res(GwyDataLine *l);
+
+enum { MASK_IGNORE = 2 };
+
+/* A new field holding the scan: every call below gets its own, so that nothing one
+ * function does to its input can affect the next. */
+static GwyDataField *fresh(int rows, int cols, const double *pixels) {
+    GwyDataField *f = gwy_data_field_new(cols, rows, cols, rows, 1);
+    double *d = gwy_data_field_get_data(f);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) d[i] = pixels[i];
+    return f;
+}
+
+static void print_array(const char *name, const double *v, int n, int last) {
+    printf("\"%s\": [", name);
+    for (int i = 0; i < n; i++) printf("%s%.17g", i ? ", " : "", v[i]);
+    printf("]%s\n", last ? "" : ",");
+}
+
+static void print_shifts(const char *name, GwyDataLine *line, int last) {
+    print_array(name, gwy_data_line_get_data(line), gwy_data_line_get_res(line), last);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: harness ROWS COLS FILE\n");
+        return 2;
+    }
+    int rows = atoi(argv[1]), cols = atoi(argv[2]);
+    gwy_process_type_init();
+    size_t n_px = (size_t)rows * cols;
+    double *pixels = malloc(n_px * sizeof(double));
+    FILE *in = fopen(argv[3], "rb");
+    if (!in || !pixels || fread(pixels, sizeof(double), n_px, in) != n_px) {
+        fprintf(stderr, "cannot read %s\n", argv[3]);
+        return 1;
+    }
+    fclose(in);
+    GwyDataField *f = fresh(rows, cols, pixels);
+    double a, bx, by;
+    gwy_data_field_fit_plane(f, &a, &bx, &by);
+    printf("{\n\"plane\": [%.17g, %.17g, %.17g],\n", a, bx, by);
+    int powers[2 * 36], n = 0;
+    for (int i = 0; i <= 5; i++)
+        for (int j = 0; j <= 5; j++) { powers[2 * n] = i; powers[2 * n + 1] = j; n++; }
+    double coeffs[36];
+    gwy_data_field_fit_poly(fresh(rows, cols, pixels), NULL, n, powers, 0, coeffs);
+    print_array("poly_independent_5_5", coeffs, n, 0);
+    n = 0;
+    for (int i = 0; i <= 3; i++)
+        for (int j = 0; j <= 3 - i; j++) { powers[2 * n] = i; powers[2 * n + 1] = j; n++; }
+    gwy_data_field_fit_poly(fresh(rows, cols, pixels), NULL, n, powers, 0, coeffs);
+    print_array("poly_limited_3", coeffs, n, 0);
+    print_shifts("shifts_median", gwy_data_field_find_row_shifts_trimmed_mean(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.5, 0), 0);
+    print_shifts("shifts_median_diff", gwy_data_field_find_row_shifts_trimmed_diff(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.5, 0), 0);
+    print_shifts("shifts_trimmed_mean", gwy_data_field_find_row_shifts_trimmed_mean(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.05, 0), 0);
+    print_shifts("shifts_trimmed_diff", gwy_data_field_find_row_shifts_trimmed_diff(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.05, 0), 1);
+    printf("}\n");
+    return 0;
+}
