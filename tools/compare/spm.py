@@ -24,11 +24,62 @@ import scipy.ndimage as ndi
 import skimage
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
+def _normalise(a):
+    return (a - a.min()) / (a.max() - a.min())
+
+
+def _median_align(arr):
+    arr = arr.copy()
+    for i in range(1, arr.shape[0]):
+        diff = arr[i - 1, :] - arr[i, :]
+        bins = np.linspace(np.min(diff), np.max(diff), 1000)
+        idx = np.digitize(diff, bins, right=True)
+        arr[i, :] += bins[int(np.median(idx))]
+    return arr
+
+
+def _noisy(arr):
+    import scipy.stats
+    res = arr.shape[1]
+    solid = scipy.stats.mode(arr, axis=1, keepdims=False).count >= 0.95 * res
+    m, r = np.mean(arr), np.mean(arr, axis=1)
+    outlier = (r <= 0.05 * m) | (r >= 1.95 * m)
+    return np.sum(solid) / res >= 0.05 or np.sum(outlier) / res >= 0.05
+
+
+def _flatten(arr, n=5):
+    ry, rx = arr.shape
+    hx = np.polyval(np.polyfit(np.arange(rx), arr.mean(axis=0), n), np.arange(rx))
+    hy = np.polyval(np.polyfit(np.arange(ry), arr.mean(axis=1), n), np.arange(ry))
+    return arr - hx[None, :] - hy[:, None]
+
+
+def _flat_binarisation(b):
+    for lines in (b, b.T):
+        _, counts = np.unique(lines, axis=0, return_counts=True)
+        if counts.max() >= 0.8 * lines.shape[0]:
+            return True
+    return False
+
+
+def screening_chain(image):
+    """pyRabani's chain (Filters/screening.py), every step run whatever the verdicts."""
+    aligned = _median_align(_normalise(image))
+    noisy = _noisy(aligned)
+    levelled = _normalise(_flatten(aligned, 5))
+    t = threshold_multiotsu(levelled, nbins=1000)
+    binary = levelled > t[0]
+    flat = _flat_binarisation(binary)
+    windows = np.lib.stride_tricks.sliding_window_view(binary, (200, 200))[::8, ::8]
+    return windows.shape[0] * windows.shape[1] + int(noisy) + int(flat)
+
+
 KERNELS = {
     "multiotsu_3_256": ("skimage.filters.threshold_multiotsu(classes=3, nbins=256)", lambda m: threshold_multiotsu(m, classes=3, nbins=256)),
     "multiotsu_3_1000": ("skimage.filters.threshold_multiotsu(classes=3, nbins=1000)", lambda m: threshold_multiotsu(m, classes=3, nbins=1000)),
     "multiotsu_4_256": ("skimage.filters.threshold_multiotsu(classes=4, nbins=256)", lambda m: threshold_multiotsu(m, classes=4, nbins=256)),
     "otsu_256": ("skimage.filters.threshold_otsu(nbins=256)", lambda m: threshold_otsu(m, nbins=256)),
+    "screening_chain": ("pyRabani's screening chain in numpy/scipy/scikit-image (align, noise rows, degree-5 background, multi-Otsu, windows)", screening_chain),
 }
 
 
