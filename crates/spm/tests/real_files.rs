@@ -1,0 +1,99 @@
+//! The readers on real files from ../shared/data/spm (not copied into the repository:
+//! their licences differ), checked against what the reference Python readers see in them
+//! (`manifest.json` there: igor2 0.5.15 for the Igor waves).
+
+use nanoml_spm::io::ibw::{WaveData, parse_ibw, read_ibw};
+use proptest::prelude::*;
+use serde_json::Value;
+use std::path::PathBuf;
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/spm"))
+}
+
+fn manifest() -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(data_dir().join("manifest.json")).expect("../shared/data/spm/manifest.json");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn every_igor_wave_reads_as_igor2_reads_it() {
+    let m = manifest();
+    let mut checked = 0;
+    for (file, expect) in m.iter().filter(|(f, _)| f.ends_with(".ibw")) {
+        let wave = read_ibw(data_dir().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(u64::from(wave.version), expect["version"].as_u64().unwrap(), "{file}: version");
+        let shape: Vec<usize> =
+            expect["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        assert_eq!(wave.shape, shape, "{file}: shape");
+        let dtype = expect["dtype"].as_str().unwrap();
+        // Numeric dtypes carry the byte order; text ones do not, but the samples' names do.
+        if !dtype.starts_with('|') {
+            assert_eq!(wave.big_endian, dtype.starts_with('>'), "{file}: byte order");
+        } else if file.starts_with("mac-") || file.starts_with("win-") {
+            assert_eq!(wave.big_endian, file.starts_with("mac-"), "{file}: byte order");
+        }
+        if let Some(values) = expect.get("values") {
+            let want: Vec<&str> = values.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+            let WaveData::Text(items) = &wave.data else { panic!("{file}: expected a text wave") };
+            // Igor stores the first dimension fastest; igor2's array lists the last fastest.
+            let order: Vec<usize> = if wave.shape.len() == 2 {
+                let (r, c) = (wave.shape[0], wave.shape[1]);
+                (0..r).flat_map(|i| (0..c).map(move |j| i + r * j)).collect()
+            } else {
+                (0..items.len()).collect()
+            };
+            let got: Vec<String> = order.iter().map(|&k| String::from_utf8_lossy(&items[k]).into_owned()).collect();
+            assert_eq!(got, want, "{file}: text");
+        } else {
+            let single = dtype.ends_with("f4") || dtype == "float32";
+            assert!(matches!(wave.data, WaveData::F32(_)) == single, "{file}: element type {dtype}");
+            let sum: f64 = wave.data.to_f64().unwrap().iter().sum();
+            assert_eq!(sum, expect["sum"].as_f64().unwrap(), "{file}: sum");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 12);
+}
+
+#[test]
+fn version5_metadata_is_read() {
+    let wave = read_ibw(data_dir().join("win-version5.ibw")).unwrap();
+    assert_eq!(wave.name, "version5");
+    assert_eq!(wave.note, "This is a test.");
+    assert_eq!(wave.data, WaveData::F32(vec![5.0, 4.0, 3.0, 2.0, 1.0]));
+    // Slot 0 labels the dimension itself, then one slot per element.
+    assert_eq!(wave.dim_labels[0].get(1).map(String::as_str), Some("Column0"));
+    let mac = read_ibw(data_dir().join("mac-version5.ibw")).unwrap();
+    assert_eq!((mac.data, mac.note, mac.name), (wave.data, wave.note, wave.name));
+}
+
+fn ibw_bytes() -> Vec<Vec<u8>> {
+    let mut files: Vec<_> = std::fs::read_dir(data_dir()).unwrap().filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.retain(|p| p.extension().is_some_and(|x| x == "ibw"));
+    files.sort();
+    files.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    #[test]
+    fn damaged_files_give_errors_never_panics(file in 0usize..12, cut in 0usize..600, flip in 0usize..600, bit in 0u8..8) {
+        let files = ibw_bytes();
+        let bytes = &files[file % files.len()];
+        // Truncated: an error unless nothing that matters was cut.
+        let truncated = &bytes[..cut.min(bytes.len())];
+        if cut < bytes.len() {
+            let _ = parse_ibw(truncated);
+        }
+        // One bit flipped: must not panic; in the headers the checksum catches it.
+        let mut damaged = bytes.clone();
+        let at = flip % damaged.len();
+        damaged[at] ^= 1 << bit;
+        let result = parse_ibw(&damaged);
+        let header = if damaged.len() > 64 && (damaged[0] == 5 || damaged[1] == 5) { 384 } else { 126 };
+        if at >= 2 && at < header.min(damaged.len()) {
+            prop_assert!(result.is_err(), "a flipped header bit at {} went unnoticed", at);
+        }
+    }
+}
