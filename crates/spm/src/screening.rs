@@ -31,12 +31,18 @@ fn normalize_in_place(image: &mut Array2<f64>) -> Result<()> {
     if flat.is_empty() {
         return Err(Error::invalid("image", "an empty image", "at least one pixel"));
     }
-    let (mut lo, mut hi, mut bad) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
-    for &v in flat.iter() {
-        lo = if v < lo { v } else { lo };
-        hi = if v > hi { v } else { hi };
-        bad += v - v; // NaN for NaN and ±inf
-    }
+    let (lo, hi, bad) = flat
+        .par_chunks(1 << 15)
+        .map(|chunk| {
+            let (mut lo, mut hi, mut bad) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
+            for &v in chunk {
+                lo = if v < lo { v } else { lo };
+                hi = if v > hi { v } else { hi };
+                bad += v - v; // NaN for NaN and ±inf
+            }
+            (lo, hi, bad)
+        })
+        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2));
     if bad.is_nan() {
         let v = flat.iter().find(|v| !v.is_finite()).copied().unwrap_or(f64::NAN);
         return Err(Error::invalid("image", format!("a pixel of {v}"), "finite pixels"));
@@ -91,66 +97,76 @@ fn align_in_place(out: &mut Array2<f64>, bins: usize) -> Result<()> {
     let flat = standard(out)?;
     let mut diff = vec![0.0; cols];
     let mut counts = vec![0usize; bins + 1];
-    let mut edges = Vec::with_capacity(bins);
+    // Each row's shift is added when that row next serves as the row above (one pass
+    // over it instead of two); the last row's after the loop.
+    let mut pending = 0.0;
     for i in 1..rows {
         let (above, row) = flat[(i - 1) * cols..(i + 1) * cols].split_at_mut(cols);
-        for ((d, &a), &b) in diff.iter_mut().zip(above.iter()).zip(row.iter()) {
-            *d = a - b;
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for ((d, a), &b) in diff.iter_mut().zip(above.iter_mut()).zip(row.iter()) {
+            *a += pending;
+            *d = *a - b;
+            lo = if *d < lo { *d } else { lo };
+            hi = if *d > hi { *d } else { hi };
         }
-        let (lo, hi) = diff.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-        linspace_into(lo, hi, bins, &mut edges);
+        // np.linspace(lo, hi, bins): edge k = k·step + lo, the last exactly hi.
+        let div = (bins - 1) as f64;
+        let (delta, step) = (hi - lo, (hi - lo) / div);
+        let edge = |k: usize| {
+            if k + 1 >= bins {
+                hi
+            } else if step == 0.0 {
+                k as f64 / div * delta + lo
+            } else {
+                k as f64 * step + lo
+            }
+        };
         // The index of the first edge ≥ d (`np.digitize(d, edges, right=True)`): a guess
-        // from the even spacing, settled against the edges themselves.
-        let scale = if hi > lo { (bins - 1) as f64 / (hi - lo) } else { 0.0 };
+        // from the even spacing, settled against the edges near a boundary.
+        let scale = if hi > lo { div / (hi - lo) } else { 0.0 };
+        // Rounding of the edges and of the guess, in bins, with a wide safety factor: a
+        // guess whose fractional part is farther than this from 0 and 1 needs no check.
+        let margin = 16.0 * f64::EPSILON * ((lo.abs() + hi.abs()) * scale + bins as f64);
+        let margin = if margin < 0.25 { margin } else { 1.0 };
         counts.iter_mut().for_each(|c| *c = 0);
         for &d in &diff {
             // ⌈·⌉ through an integer (`f64::ceil` is a libm call on baseline x86-64).
             let f = ((d - lo) * scale).max(0.0);
             let t = f as usize;
-            let mut k = (t + usize::from((t as f64) < f)).min(bins - 1);
-            while k > 0 && edges[k - 1] >= d {
-                k -= 1;
-            }
-            while k < bins && edges[k] < d {
-                k += 1;
+            let frac = f - t as f64;
+            let mut k = (t + 1).min(bins - 1);
+            if !(frac > margin && frac < 1.0 - margin) {
+                k = (t + usize::from((t as f64) < f)).min(bins - 1);
+                while k > 0 && edge(k - 1) >= d {
+                    k -= 1;
+                }
+                while k < bins && edge(k) < d {
+                    k += 1;
+                }
             }
             counts[k] += 1;
         }
         // np.median of the indices (the mean of the middle two for even n), truncated.
         let n = diff.len();
-        let rank = |r: usize| {
-            let mut seen = 0;
-            counts.iter().position(|&c| {
-                seen += c;
-                seen > r
-            })
-        };
-        let median = if n % 2 == 1 {
-            rank(n / 2).unwrap_or(0) as f64
-        } else {
-            (rank(n / 2 - 1).unwrap_or(0) + rank(n / 2).unwrap_or(0)) as f64 / 2.0
-        };
-        let shift = edges[(median as usize).min(bins - 1)];
-        row.iter_mut().for_each(|v| *v += shift);
+        let (r_low, r_high) = if n % 2 == 1 { (n / 2, n / 2) } else { (n / 2 - 1, n / 2) };
+        let (mut seen, mut low, mut high) = (0, None, None);
+        for (k, &c) in counts.iter().enumerate() {
+            seen += c;
+            if low.is_none() && seen > r_low {
+                low = Some(k);
+            }
+            if seen > r_high {
+                high = Some(k);
+                break;
+            }
+        }
+        let median = (low.unwrap_or(0) + high.unwrap_or(0)) as f64 / 2.0;
+        pending = edge((median as usize).min(bins - 1));
+    }
+    if rows > 1 {
+        flat[(rows - 1) * cols..].iter_mut().for_each(|v| *v += pending);
     }
     Ok(())
-}
-
-/// `np.linspace(start, stop, num)` in float64 (`start + i·step`, the last value `stop`),
-/// into `out`.
-fn linspace_into(start: f64, stop: f64, num: usize, out: &mut Vec<f64>) {
-    let div = (num - 1) as f64;
-    let delta = stop - start;
-    let step = delta / div;
-    out.clear();
-    if step == 0.0 {
-        out.extend((0..num).map(|i| i as f64 / div * delta + start));
-    } else {
-        out.extend((0..num).map(|i| i as f64 * step + start));
-    }
-    if let Some(last) = out.last_mut() {
-        *last = stop;
-    }
 }
 
 /// Which noise-row rule [`noisy_rows`] applies.
