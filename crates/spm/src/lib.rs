@@ -34,6 +34,7 @@ pub mod level;
 /// Readers of instrument and analysis files.
 pub mod io {
     pub mod ibw;
+    pub mod raw;
 }
 pub mod screening;
 pub mod threshold;
