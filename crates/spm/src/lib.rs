@@ -12,6 +12,7 @@
 //! | Igor binary waves (`.ibw`, versions 2, 3, 5, both byte orders, numeric and text) | [`io::ibw`] | igor2 0.5.15 on the WaveMetrics samples |
 //! | plane and polynomial levelling, row alignment (median, median of differences, trimmed means) | [`level`] | Gwyddion 2.62 |
 //! | the screening code's preprocessing: min–max, binned median-of-differences alignment, noise rows, separable polynomial background, flat-binarisation test | [`screening`] | pyRabani's `Filters/screening.py` |
+//! | synthetic artefacts: tip dilation (blunt, double), tip changes, step edges, tilt, bow, row offsets, scars, white and 1/f noise | [`synth`] | — |
 //! | sliding windows | [`windows`] (re-exported from `nanoml-core`) | pyRabani's window count or full coverage |
 //!
 //! ```
@@ -37,6 +38,7 @@ pub mod io {
     pub mod raw;
 }
 pub mod screening;
+pub mod synth;
 pub mod threshold;
 
 pub use error::{Error, Result};
