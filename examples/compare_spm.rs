@@ -6,26 +6,15 @@
 //! cargo run --release --example compare_spm -- DIR [REPEATS]
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use anyhow::{Context, Result};
 use nanoml::core::io::npy;
 use nanoml::core::window::{Coverage, WindowGrid};
 use nanoml::spm::screening::preprocess_pyrabani;
 use nanoml::spm::threshold::{threshold_multiotsu, threshold_otsu};
 use ndarray::Array2;
-use std::time::Instant;
-
-fn median_seconds<T>(repeats: usize, mut f: impl FnMut() -> T) -> f64 {
-    std::hint::black_box(f()); // warm-up
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(f());
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
 
 /// The screening code's chain ([`preprocess_pyrabani`]: min–max, binned
 /// median-of-differences alignment, noise rows, degree-5 separable background, min–max,
@@ -43,20 +32,15 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = args.next().context("usage: compare_spm DIR [REPEATS]")?;
     let repeats: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(20).max(1);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "npy"))
-        .collect();
-    files.sort();
-    for path in files {
+    let files = common::npy_files(std::path::Path::new(&dir))?;
+    for (name, path) in files {
         let image: Array2<f64> = npy::read(&path)?;
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
         let kernels: Vec<(&str, f64)> = vec![
-            ("multiotsu_3_256", median_seconds(repeats, || threshold_multiotsu(&image, 3, 256))),
-            ("multiotsu_3_1000", median_seconds(repeats, || threshold_multiotsu(&image, 3, 1000))),
-            ("multiotsu_4_256", median_seconds(repeats, || threshold_multiotsu(&image, 4, 256))),
-            ("otsu_256", median_seconds(repeats, || threshold_otsu(&image, 256))),
-            ("screening_chain", median_seconds(repeats, || chain(&image))),
+            ("multiotsu_3_256", common::median_seconds(repeats, || threshold_multiotsu(&image, 3, 256))),
+            ("multiotsu_3_1000", common::median_seconds(repeats, || threshold_multiotsu(&image, 3, 1000))),
+            ("multiotsu_4_256", common::median_seconds(repeats, || threshold_multiotsu(&image, 4, 256))),
+            ("otsu_256", common::median_seconds(repeats, || threshold_otsu(&image, 256))),
+            ("screening_chain", common::median_seconds(repeats, || chain(&image))),
         ];
         for (kernel, secs) in kernels {
             println!(r#"{{"file": "{name}", "kernel": "{kernel}", "median_s": {secs}}}"#);

@@ -19,12 +19,14 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import scipy.ndimage as ndi
 import skimage
 from skimage import measure
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import fmt, median_seconds  # noqa: E402
 
 KERNELS = {
     "euler_number_2": ("skimage.measure.euler_number(connectivity=2)", lambda m: measure.euler_number(m, connectivity=2)),
@@ -36,16 +38,6 @@ KERNELS = {
 }
 
 
-def median_seconds(f, m, repeats):
-    f(m)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(m)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def masks(size):
     rng = np.random.default_rng(7)
     out = {}
@@ -55,10 +47,6 @@ def masks(size):
     field = ndi.gaussian_filter(rng.standard_normal((size, size)), 4.0)
     out[f"blobs{size}"] = field > np.median(field)
     return out
-
-
-def fmt(s):
-    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
 
 def main():

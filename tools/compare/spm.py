@@ -17,42 +17,17 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import scipy.ndimage as ndi
 import skimage
 from skimage.filters import threshold_multiotsu, threshold_otsu
 
-def _normalise(a):
-    return (a - a.min()) / (a.max() - a.min())
-
-
-def _median_align(arr):
-    arr = arr.copy()
-    for i in range(1, arr.shape[0]):
-        diff = arr[i - 1, :] - arr[i, :]
-        bins = np.linspace(np.min(diff), np.max(diff), 1000)
-        idx = np.digitize(diff, bins, right=True)
-        arr[i, :] += bins[int(np.median(idx))]
-    return arr
-
-
-def _noisy(arr):
-    import scipy.stats
-    res = arr.shape[1]
-    solid = scipy.stats.mode(arr, axis=1, keepdims=False).count >= 0.95 * res
-    m, r = np.mean(arr), np.mean(arr, axis=1)
-    outlier = (r <= 0.05 * m) | (r >= 1.95 * m)
-    return np.sum(solid) / res >= 0.05 or np.sum(outlier) / res >= 0.05
-
-
-def _flatten(arr, n=5):
-    ry, rx = arr.shape
-    hx = np.polyval(np.polyfit(np.arange(rx), arr.mean(axis=0), n), np.arange(rx))
-    hy = np.polyval(np.polyfit(np.arange(ry), arr.mean(axis=1), n), np.arange(ry))
-    return arr - hx[None, :] - hy[:, None]
-
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+from _common import fmt, median_seconds  # noqa: E402
+from spm_screening import is_noisy, median_align, normalise, poly_flatten  # noqa: E402
 
 def _flat_binarisation(b):
     for lines in (b, b.T):
@@ -64,9 +39,9 @@ def _flat_binarisation(b):
 
 def screening_chain(image):
     """pyRabani's chain (Filters/screening.py), every step run whatever the verdicts."""
-    aligned = _median_align(_normalise(image))
-    noisy = _noisy(aligned)
-    levelled = _normalise(_flatten(aligned, 5))
+    aligned = median_align(normalise(image))
+    noisy = is_noisy(aligned)["noisy"]
+    levelled = normalise(poly_flatten(aligned, 5))
     t = threshold_multiotsu(levelled, nbins=1000)
     binary = levelled > t[0]
     flat = _flat_binarisation(binary)
@@ -83,25 +58,11 @@ KERNELS = {
 }
 
 
-def median_seconds(f, m, repeats):
-    f(m)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(m)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def images(size):
     rng = np.random.default_rng(11)
     terraces = np.repeat(np.arange(3), size // 3 + 1)[:size][:, None] * 1.0
     film = terraces + ndi.gaussian_filter(rng.standard_normal((size, size)), 3.0) * 2.0
     return {f"afm{size}": film * 1e-9, f"noise{size}": rng.random((size, size))}
-
-
-def fmt(s):
-    return f"{s * 1e3:.3f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} µs"
 
 
 def main():
