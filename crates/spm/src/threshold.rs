@@ -408,12 +408,14 @@ fn multiotsu_indices(prob: &[f32], classes: usize) -> Result<Vec<usize>> {
         s[i] = s[i - 1] + i as f32 * prob[i];
     }
     let m = classes - 1;
-    // Class term h(i, j) = (S_j − S_{i−1})² / (P_j − P_{i−1}) as scikit-image's table holds
-    // it: h(0, 0) stays 0 and h(0, j) tests P[j]. The same float32 operations give the
-    // same bits whether tabulated or computed when needed.
-    let h = |i: usize, j: usize| -> f32 {
+    // Class term h(i, j) = (S_j − S_{i−1})² / (P_j − P_{i−1}), 0 for an empty class. For
+    // classes starting at bin 0 scikit-image's table (`lut`) leaves h(0, 0) at 0 and tests
+    // P[j]; its fallback without a table tests P[0] and does give h(0, 0). The same
+    // float32 operations give the same bits whether tabulated or computed when needed.
+    let term = |i: usize, j: usize, lut: bool| -> f32 {
         if i == 0 {
-            if j > 0 && p[j] > 0.0 { s[j] * s[j] / p[j] } else { 0.0 }
+            let occupied = if lut { j > 0 && p[j] > 0.0 } else { p[0] > 0.0 };
+            if occupied { s[j] * s[j] / p[j] } else { 0.0 }
         } else {
             let pij = p[j] - p[i - 1];
             if pij > 0.0 {
@@ -424,6 +426,7 @@ fn multiotsu_indices(prob: &[f32], classes: usize) -> Result<Vec<usize>> {
             }
         }
     };
+    let h = |i: usize, j: usize| term(i, j, true);
     let best = if m <= 2 {
         // Each inner term is used once: compute it when needed (the terms from bin 0
         // recur and are tabulated).
@@ -449,21 +452,8 @@ fn multiotsu_indices(prob: &[f32], classes: usize) -> Result<Vec<usize>> {
             |i, js, out: &mut Vec<f32>| out.extend_from_slice(&rows[i][js.start - i..js.end - i]),
         )
     } else {
-        // scikit-image's fallback without a table: the class starting at bin 0 tests
-        // P[0], not P[j], and the single bin 0 gets its term.
-        let fallback = |i: usize, j: usize| {
-            if i == 0 {
-                if p[0] > 0.0 { s[j] * s[j] / p[j] } else { 0.0 }
-            } else {
-                let pij = p[j] - p[i - 1];
-                if pij > 0.0 {
-                    let sij = s[j] - s[i - 1];
-                    sij * sij / pij
-                } else {
-                    0.0
-                }
-            }
-        };
+        // scikit-image's fallback without a table (see `term`).
+        let fallback = |i: usize, j: usize| term(i, j, false);
         search(n, m, fallback, |i, js, out: &mut Vec<f32>| out.extend(js.map(|j| fallback(i, j))))
     };
     Ok(best.unwrap_or_else(|| (0..m).collect()))
