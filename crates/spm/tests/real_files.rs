@@ -2,6 +2,7 @@
 //! their licences differ), checked against what the reference Python readers see in them
 //! (`manifest.json` there: igor2 0.5.15 for the Igor waves).
 
+use nanoml_spm::io::gwy::{GwyChannel, channels, parse_gwy, read_gwy, to_gwy_bytes, write_gwy};
 use nanoml_spm::io::ibw::{WaveData, parse_ibw, read_ibw};
 use nanoml_spm::io::raw::{parse_raw_f64, read_raw_f64};
 use nanoml_spm::screening::preprocess_pyrabani;
@@ -100,6 +101,59 @@ fn stm_topographs_read_as_numpy_reads_them_and_go_through_the_chain() {
     assert_eq!(checked, 3);
     assert!(parse_raw_f64(&[2, 0, 0, 0, 2, 0, 0, 0, 1]).is_err());
     assert!(parse_raw_f64(&[0xff; 8]).is_err());
+}
+
+#[test]
+fn the_gwyddion_file_reads_as_gwyfile_reads_it_and_round_trips() {
+    let m = manifest();
+    let expect = &m["gwyfile-test.gwy"]["channels"]["Test"];
+    let path = data_dir().join("gwyfile-test.gwy");
+    let chans = read_gwy(&path).unwrap();
+    assert_eq!(chans.len(), 1);
+    let ch = &chans[0];
+    assert_eq!(ch.title, "Test");
+    let shape: Vec<usize> = expect["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    assert_eq!(ch.data.shape(), &shape[..]);
+    assert_eq!(ch.real_size, (expect["xreal"].as_f64().unwrap(), expect["yreal"].as_f64().unwrap()));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-300);
+    let (lo, hi) = ch.data.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+    assert!(close(ch.data.sum(), expect["sum"].as_f64().unwrap()), "sum {}", ch.data.sum());
+    assert!(close(lo, expect["min"].as_f64().unwrap()), "min {lo}");
+    assert!(close(hi, expect["max"].as_f64().unwrap()));
+    // The whole object tree re-serialises to the very same bytes.
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(to_gwy_bytes(&parse_gwy(&bytes).unwrap()), bytes);
+    // Written channels read back exactly.
+    let mine = GwyChannel {
+        id: 3,
+        title: "levelled".into(),
+        z_unit: "m".into(),
+        xy_unit: "m".into(),
+        real_size: (1e-6, 2e-6),
+        data: ch.data.mapv(|v| v * 2.0 - 1e-4),
+    };
+    let out = std::env::temp_dir().join(format!("nanoml-spm-{}.gwy", std::process::id()));
+    write_gwy(&out, &[ch.clone(), mine.clone()]).unwrap();
+    let back = read_gwy(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(back, vec![GwyChannel { xy_unit: ch.xy_unit.clone(), z_unit: ch.z_unit.clone(), ..ch.clone() }, mine]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    #[test]
+    fn damaged_gwyddion_files_give_errors_never_panics(cut in 0usize..132_000, flip in 0usize..132_000, bit in 0u8..8) {
+        let bytes = std::fs::read(data_dir().join("gwyfile-test.gwy")).unwrap();
+        if cut < bytes.len() {
+            prop_assert!(parse_gwy(&bytes[..cut]).is_err());
+        }
+        let mut damaged = bytes.clone();
+        let at = flip % damaged.len();
+        damaged[at] ^= 1 << bit;
+        if let Ok(top) = parse_gwy(&damaged) {
+            let _ = channels(&top);
+        }
+    }
 }
 
 fn ibw_bytes() -> Vec<Vec<u8>> {
