@@ -9,6 +9,7 @@
 //! | multi-Otsu thresholds (2–32 classes) | [`threshold::threshold_multiotsu`], [`threshold::threshold_multiotsu_histogram`] | `skimage.filters.threshold_multiotsu` (0.26), bit for bit |
 //! | Otsu's threshold | [`threshold::threshold_otsu`] | `skimage.filters.threshold_otsu` |
 //! | classes and masks from thresholds | [`threshold::digitize`], [`threshold::binarize`] | `np.digitize`, `image > t` |
+//! | one image type for every reader: channels (name, unit, size, scan direction, data), metadata | [`SpmImage`] | — |
 //! | Gwyddion native files (`.gwy`): read any object tree, channels out, write channels Gwyddion opens | [`io::gwy`] | gwyfile 0.3.0 on its test file |
 //! | Igor binary waves (`.ibw`, versions 2, 3, 5, both byte orders, numeric and text) | [`io::ibw`] | igor2 0.5.15 on the WaveMetrics samples |
 //! | plane and polynomial levelling, row alignment (median, median of differences, trimmed means) | [`level`] | Gwyddion 2.62 |
@@ -31,6 +32,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+pub mod image;
 pub mod level;
 
 /// Readers of instrument and analysis files.
@@ -44,6 +46,7 @@ pub mod synth;
 pub mod threshold;
 
 pub use error::{Error, Result};
+pub use image::{Channel, ScanDirection, SpmImage};
 
 /// Sliding windows over images (from `nanoml-core`): pyRabani's window count or full
 /// coverage, windows as views.

@@ -120,6 +120,8 @@ fn the_gwyddion_file_reads_as_gwyfile_reads_it_and_round_trips() {
     assert!(close(ch.data.sum(), expect["sum"].as_f64().unwrap()), "sum {}", ch.data.sum());
     assert!(close(lo, expect["min"].as_f64().unwrap()), "min {lo}");
     assert!(close(hi, expect["max"].as_f64().unwrap()));
+    let image = nanoml_spm::SpmImage::from_gwy(&chans);
+    assert_eq!(image.channel("Test").unwrap().data, ch.data);
     // The whole object tree re-serialises to the very same bytes.
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(to_gwy_bytes(&parse_gwy(&bytes).unwrap()), bytes);
