@@ -40,6 +40,22 @@ pub mod io {
     pub mod gwy;
     pub mod ibw;
     pub mod raw;
+
+    /// Reads a file and parses its bytes; I/O errors and [`Corrupt`](crate::Error::Corrupt)
+    /// errors name the path.
+    pub(crate) fn read_file<T>(
+        path: &std::path::Path,
+        parse: impl FnOnce(&[u8]) -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        let bytes =
+            std::fs::read(path).map_err(|source| nanoml_core::Error::Io { path: path.to_path_buf(), source })?;
+        parse(&bytes).map_err(|e| match e {
+            crate::Error::Corrupt { format, path: None, reason } => {
+                crate::Error::Corrupt { format, path: Some(path.to_path_buf()), reason }
+            }
+            other => other,
+        })
+    }
 }
 pub mod screening;
 pub mod synth;

@@ -25,28 +25,13 @@ pub fn normalize_min_max<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Resu
 }
 
 /// [`normalize_min_max`] on a standard-layout array, in place.
-#[allow(clippy::eq_op)] // `v − v` is the finiteness test
 fn normalize_in_place(image: &mut Array2<f64>) -> Result<()> {
     let flat = standard(image)?;
     if flat.is_empty() {
         return Err(Error::invalid("image", "an empty image", "at least one pixel"));
     }
-    let (lo, hi, bad) = flat
-        .par_chunks(1 << 15)
-        .map(|chunk| {
-            let (mut lo, mut hi, mut bad) = (f64::INFINITY, f64::NEG_INFINITY, 0.0);
-            for &v in chunk {
-                lo = if v < lo { v } else { lo };
-                hi = if v > hi { v } else { hi };
-                bad += v - v; // NaN for NaN and ±inf
-            }
-            (lo, hi, bad)
-        })
-        .reduce(|| (f64::INFINITY, f64::NEG_INFINITY, 0.0), |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 + b.2));
-    if bad.is_nan() {
-        let v = flat.iter().find(|v| !v.is_finite()).copied().unwrap_or(f64::NAN);
-        return Err(Error::invalid("image", format!("a pixel of {v}"), "finite pixels"));
-    }
+    let (lo, hi) = crate::threshold::range_of(flat)
+        .map_err(|v| Error::invalid("image", format!("a pixel of {v}"), "finite pixels"))?;
     if lo == hi {
         return Err(Error::Unsuitable {
             what: "min–max normalisation",

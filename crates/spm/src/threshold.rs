@@ -97,7 +97,7 @@ pub struct Histogram {
 }
 
 /// Float arithmetic in the image's precision.
-trait Real: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::ops::Add<Output = Self> {
+pub(crate) trait Real: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::ops::Add<Output = Self> {
     fn from_usize(v: usize) -> Self;
     fn from_i64(v: i64) -> Self;
     fn mul(self, o: Self) -> Self;
@@ -149,7 +149,7 @@ real!(f64);
 
 /// Smallest and largest value, or a non-finite value found.
 #[allow(clippy::eq_op)] // `v − v` is the finiteness test
-fn range_of<R: Real + Send + Sync>(values: &[R]) -> std::result::Result<(R, R), R> {
+pub(crate) fn range_of<R: Real + Send + Sync>(values: &[R]) -> std::result::Result<(R, R), R> {
     let zero = R::from_usize(0);
     values
         .par_chunks(1 << 15)

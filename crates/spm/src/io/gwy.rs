@@ -269,14 +269,7 @@ pub fn channels(top: &GwyObject) -> Result<Vec<GwyChannel>> {
 /// # Errors
 /// I/O errors and everything [`parse_gwy`] and [`channels`] reject, with the path.
 pub fn read_gwy(path: impl AsRef<Path>) -> Result<Vec<GwyChannel>> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| nanoml_core::Error::Io { path: path.to_path_buf(), source })?;
-    parse_gwy(&bytes).and_then(|top| channels(&top)).map_err(|e| match e {
-        Error::Corrupt { format, path: None, reason } => {
-            Error::Corrupt { format, path: Some(path.to_path_buf()), reason }
-        }
-        other => other,
-    })
+    super::read_file(path.as_ref(), |bytes| parse_gwy(bytes).and_then(|top| channels(&top)))
 }
 
 fn put_object(out: &mut Vec<u8>, object: &GwyObject) {

@@ -353,12 +353,5 @@ fn decode(type_code: i16, raw: &[u8], big: bool, text_ends: Option<Vec<i32>>) ->
 /// # Errors
 /// I/O errors and everything [`parse_ibw`] rejects, with the path.
 pub fn read_ibw(path: impl AsRef<Path>) -> Result<IgorWave> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| nanoml_core::Error::Io { path: path.to_path_buf(), source })?;
-    parse_ibw(&bytes).map_err(|e| match e {
-        Error::Corrupt { format, path: None, reason } => {
-            Error::Corrupt { format, path: Some(path.to_path_buf()), reason }
-        }
-        other => other,
-    })
+    super::read_file(path.as_ref(), parse_ibw)
 }

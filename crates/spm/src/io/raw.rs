@@ -37,12 +37,5 @@ pub fn parse_raw_f64(bytes: &[u8]) -> Result<Array2<f64>> {
 /// # Errors
 /// I/O errors and everything [`parse_raw_f64`] rejects, with the path.
 pub fn read_raw_f64(path: impl AsRef<Path>) -> Result<Array2<f64>> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| nanoml_core::Error::Io { path: path.to_path_buf(), source })?;
-    parse_raw_f64(&bytes).map_err(|e| match e {
-        Error::Corrupt { format, path: None, reason } => {
-            Error::Corrupt { format, path: Some(path.to_path_buf()), reason }
-        }
-        other => other,
-    })
+    super::read_file(path.as_ref(), parse_raw_f64)
 }
