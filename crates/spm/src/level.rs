@@ -30,10 +30,22 @@ fn check_finite<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<()> {
     if image.is_empty() {
         return Err(Error::invalid("image", "an empty image", "at least one pixel"));
     }
-    if let Some(bad) = image.iter().find(|v| !v.is_finite()) {
-        return Err(Error::invalid("image", format!("a pixel of {bad}"), "finite pixels"));
+    ensure_finite(image)
+}
+
+/// An error naming the first non-finite pixel, if there is one.
+pub(crate) fn ensure_finite<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<()> {
+    match image.iter().find(|v| !v.is_finite()) {
+        Some(bad) => Err(Error::invalid("image", format!("a pixel of {bad}"), "finite pixels")),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Averages of the indices `0..len` and of their squares: `x̄ = (n − 1)/2` and
+/// `x²̄ = (2n − 1)(n − 1)/6` (Gwyddion's closed-form line and plane fits use them).
+fn index_moments(len: usize) -> (f64, f64) {
+    let n = len as f64;
+    ((n - 1.0) / 2.0, (2.0 * n - 1.0) * (n - 1.0) / 6.0)
 }
 
 /// Least-squares plane through all pixels (`gwy_data_field_fit_plane`: closed form with
@@ -52,11 +64,7 @@ pub fn fit_plane<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<Plane
         sum_i += z * i as f64;
     }
     let (mean, mean_j, mean_i) = (sum / n, sum_j / n, sum_i / n);
-    let line = |len: usize| {
-        let m = len as f64;
-        ((m - 1.0) / 2.0, (2.0 * m - 1.0) * (m - 1.0) / 6.0)
-    };
-    let ((xb, x2b), (yb, y2b)) = (line(cols), line(rows));
+    let ((xb, x2b), (yb, y2b)) = (index_moments(cols), index_moments(rows));
     let bx = if cols > 1 { (mean_j - mean * xb) / (x2b - xb * xb) } else { 0.0 };
     let by = if rows > 1 { (mean_i - mean * yb) / (y2b - yb * yb) } else { 0.0 };
     Ok(Plane { a: mean - bx * xb - by * yb, bx, by })
@@ -302,7 +310,7 @@ pub fn align_rows<S: Data<Elem = f64>>(
         }
         // Line-level the cumulative shifts (`gwy_data_line_get_line_coeffs`).
         let n = rows as f64;
-        let (xb, x2b) = ((n - 1.0) / 2.0, (2.0 * n - 1.0) * (n - 1.0) / 6.0);
+        let (xb, x2b) = index_moments(rows);
         let mean = shifts.iter().sum::<f64>() / n;
         let mean_k = shifts.iter().enumerate().map(|(k, s)| s * k as f64).sum::<f64>() / n;
         let (a, b) = if rows > 1 {

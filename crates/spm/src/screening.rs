@@ -65,9 +65,7 @@ pub fn align_rows_median_of_differences_binned<S: Data<Elem = f64>>(
     if bins < 2 {
         return Err(Error::invalid("bins", bins, "at least 2 bin edges"));
     }
-    if let Some(bad) = image.iter().find(|v| !v.is_finite()) {
-        return Err(Error::invalid("image", format!("a pixel of {bad}"), "finite pixels"));
-    }
+    crate::level::ensure_finite(image)?;
     let mut out = image.as_standard_layout().into_owned();
     align_in_place(&mut out, bins)?;
     Ok(out)
