@@ -36,9 +36,17 @@ impl CellStore for Shared<'_> {
     }
 }
 
-/// One sublattice Monte Carlo step. `order` supplies the random order of the particle
-/// classes (from the simulation's own generator); `step` numbers the step for seeding.
+/// The lattice as shared cells, kept by the simulator between steps.
+pub(crate) fn shared_cells(cells: &[u8]) -> Vec<AtomicU8> {
+    cells.iter().map(|&c| AtomicU8::new(c)).collect()
+}
+
+/// One sublattice Monte Carlo step on the shared cells `atomic`, copied into `cells`
+/// afterwards. `order` supplies the random order of the particle classes (from the
+/// simulation's own generator); `step` numbers the step for seeding.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step(
+    atomic: &[AtomicU8],
     cells: &mut [u8],
     l: usize,
     mobility: u32,
@@ -47,8 +55,7 @@ pub(crate) fn step(
     step: u64,
     order: &mut Xoshiro256PlusPlus,
 ) {
-    let atomic: Vec<AtomicU8> = cells.iter().map(|&c| AtomicU8::new(c)).collect();
-    let cells_a = &atomic[..];
+    let cells_a = atomic;
     for colour in 0..2usize {
         (0..l).into_par_iter().for_each(|x| {
             let mut rng =
@@ -77,6 +84,6 @@ pub(crate) fn step(
         }
     }
     for (c, a) in cells.iter_mut().zip(atomic) {
-        *c = a.into_inner();
+        *c = a.load(Relaxed);
     }
 }
