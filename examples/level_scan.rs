@@ -1,8 +1,9 @@
 //! Levels a scanning-probe scan and shows what each step did: reads a height map (a raw
 //! f64 topograph — two little-endian u32 `rows, cols`, then row-major little-endian f64 —
 //! or a one-layer Igor `.ibw`), or generates a film with tilt, bow, row offsets, scars and
-//! noise when no file is given; then aligns rows, removes a polynomial background, runs
-//! the AFM screening code's chain, prints a line per step and writes before/after PNGs.
+//! noise when no file is given; then aligns rows, marks and removes scars, removes a
+//! polynomial background, runs the AFM screening code's chain, prints a line per step and
+//! writes before/after PNGs.
 //!
 //! ```text
 //! cargo run --release --example level_scan [-- FILE] [--out DIR]
@@ -10,8 +11,10 @@
 
 use anyhow::{Context, Result, bail};
 use nanoml::core::io::png::{to_u8_scaled, write_gray8};
+use nanoml::spm::align::{RowAlignment, align_rows};
 use nanoml::spm::io::{ibw::read_ibw, raw::read_raw_f64};
-use nanoml::spm::level::{PolyTerms, RowAlignment, align_rows, fit_plane, level_poly};
+use nanoml::spm::level::{PolyTerms, fit_plane, level_poly};
+use nanoml::spm::scars::{ScarParams, remove_scars};
 use nanoml::spm::screening::{NoiseRule, noisy_rows, normalize_min_max, preprocess_pyrabani};
 use nanoml::spm::synth::{Artefacts, apply};
 use ndarray::Array2;
@@ -94,9 +97,15 @@ fn main() -> Result<()> {
     let (aligned, shifts) = align_rows(&scan, RowAlignment::MedianOfDifferences)?;
     let (lo, hi) = shifts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
     println!("2. row alignment (median of differences): shifts from {lo:.3e} to {hi:.3e}; RMS {:.3e}", rms(&aligned));
+    let (unscarred, scars) = remove_scars(&aligned, &ScarParams::default())?;
+    let marked = scars.iter().filter(|&&m| m).count();
+    let scar_rows = scars.outer_iter().filter(|r| r.iter().any(|&m| m)).count();
+    println!(
+        "3. scars (Gwyddion's defaults): {marked} pixels on {scar_rows} rows marked and filled by the Laplace equation"
+    );
     let terms = PolyTerms::Independent { col_degree: 5, row_degree: 5 };
-    let levelled = level_poly(&aligned, terms)?;
-    println!("3. degree-5×5 polynomial background removed; RMS {:.3e}", rms(&levelled));
+    let levelled = level_poly(&unscarred, terms)?;
+    println!("4. degree-5×5 polynomial background removed; RMS {:.3e}", rms(&levelled));
     if let Some(t) = &truth {
         let diff = &levelled - t;
         println!(
@@ -107,7 +116,7 @@ fn main() -> Result<()> {
     }
     let noise = noisy_rows(&normalize_min_max(&aligned)?, NoiseRule::Textual);
     println!(
-        "4. noise rows (paper's rule): {} single-valued, {} outliers → {}",
+        "5. noise rows (paper's rule): {} single-valued, {} outliers → {}",
         noise.single_valued.len(),
         noise.outliers.len(),
         if noise.noisy { "noisy" } else { "clean" }
@@ -116,18 +125,19 @@ fn main() -> Result<()> {
         Ok(p) => {
             let fg = p.binary.iter().filter(|&&b| b).count() as f64 / p.binary.len() as f64;
             println!(
-                "5. screening chain (pyRabani): thresholds {:.4} / {:.4}, {:.1} % foreground",
+                "6. screening chain (pyRabani): thresholds {:.4} / {:.4}, {:.1} % foreground",
                 p.thresholds[0],
                 p.thresholds[1],
                 100.0 * fg
             );
             png(&out, "level_scan_binary.png", &p.binary.mapv(|b| if b { 1.0 } else { 0.0 }))?;
         }
-        Err(r) => println!("5. screening chain (pyRabani): rejected ({r:?})"),
+        Err(r) => println!("6. screening chain (pyRabani): rejected ({r:?})"),
     }
     let written = [
         png(&out, "level_scan_raw.png", &scan)?,
         png(&out, "level_scan_aligned.png", &aligned)?,
+        png(&out, "level_scan_scars.png", &scars.mapv(|m| if m { 1.0 } else { 0.0 }))?,
         png(&out, "level_scan_levelled.png", &levelled)?,
     ];
     for p in written {

@@ -6,8 +6,16 @@
  *   harness ROWS COLS FILE      (FILE: ROWS*COLS little-endian float64, row-major)
  *
  * prints one JSON object: plane fit, polynomial coefficients (independent 5x5 and
- * limited total degree 3) and the row shifts of the median, median-of-differences,
- * trimmed-mean (0.05) and trimmed-mean-of-differences (0.05) alignments. */
+ * limited total degree 3), the row shifts of the median, median-of-differences,
+ * trimmed-mean (0.05) and trimmed-mean-of-differences (0.05) alignments, the scar marks
+ * (positive and negative, "Remove scars" defaults 0.666/0.25/16/4) and the image with
+ * both kinds of scars replaced by gwy_data_field_laplace_solve (quality 1, as the
+ * module calls it).
+ *
+ *   harness kth N FILE          (FILE: N float64 values)
+ *
+ * prints gwy_math_kth_rank of a fresh copy of the values for every rank k = 0..N-1, and
+ * then gwy_math_trimmed_mean for every (nlowest, nhighest) = (t, t), 2t < N. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +36,11 @@ GwyDataLine *gwy_data_field_find_row_shifts_trimmed_mean(GwyDataField *f, GwyDat
 GwyDataLine *gwy_data_field_find_row_shifts_trimmed_diff(GwyDataField *f, GwyDataField *mask, gint masking,
                                                          gdouble trimfrac, gint mincount);
 gdouble *gwy_data_line_get_data(GwyDataLine *l);
+void gwy_data_field_mark_scars(GwyDataField *f, GwyDataField *result, gdouble threshold_high, gdouble threshold_low,
+                               gdouble min_scar_len, gdouble max_scar_width, gboolean negative);
+void gwy_data_field_laplace_solve(GwyDataField *f, GwyDataField *mask, gint grain_id, gdouble qprec);
+gdouble gwy_math_kth_rank(size_t n, gdouble *array, size_t k);
+gdouble gwy_math_trimmed_mean(size_t n, gdouble *array, unsigned nlowest, unsigned nhighest);
 gint gwy_data_line_get_res(GwyDataLine *l);
 
 enum { MASK_IGNORE = 2 };
@@ -51,7 +64,35 @@ static void print_shifts(const char *name, GwyDataLine *line, int last) {
     print_array(name, gwy_data_line_get_data(line), gwy_data_line_get_res(line), last);
 }
 
+static double *read_doubles(const char *path, size_t n) {
+    double *v = malloc(n * sizeof(double));
+    FILE *in = fopen(path, "rb");
+    if (!in || !v || fread(v, sizeof(double), n, in) != n) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(1);
+    }
+    fclose(in);
+    return v;
+}
+
+static int ranks(size_t n, const char *path) {
+    double *v = read_doubles(path, n), *w = malloc(n * sizeof(double));
+    printf("{\"kth\": [");
+    for (size_t k = 0; k < n; k++) {
+        for (size_t i = 0; i < n; i++) w[i] = v[i];
+        printf("%s%.17g", k ? ", " : "", gwy_math_kth_rank(n, w, k));
+    }
+    printf("], \"trimmed\": [");
+    for (size_t t = 0; 2 * t < n; t++) {
+        for (size_t i = 0; i < n; i++) w[i] = v[i];
+        printf("%s%.17g", t ? ", " : "", gwy_math_trimmed_mean(n, w, t, t));
+    }
+    printf("]}\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && argv[1][0] == 'k') return ranks(atoi(argv[2]), argv[3]);
     if (argc != 4) {
         fprintf(stderr, "usage: harness ROWS COLS FILE\n");
         return 2;
@@ -59,13 +100,7 @@ int main(int argc, char **argv) {
     int rows = atoi(argv[1]), cols = atoi(argv[2]);
     gwy_process_type_init();
     size_t n_px = (size_t)rows * cols;
-    double *pixels = malloc(n_px * sizeof(double));
-    FILE *in = fopen(argv[3], "rb");
-    if (!in || !pixels || fread(pixels, sizeof(double), n_px, in) != n_px) {
-        fprintf(stderr, "cannot read %s\n", argv[3]);
-        return 1;
-    }
-    fclose(in);
+    double *pixels = read_doubles(argv[3], n_px);
     GwyDataField *f = fresh(rows, cols, pixels);
     double a, bx, by;
     gwy_data_field_fit_plane(f, &a, &bx, &by);
@@ -84,7 +119,17 @@ int main(int argc, char **argv) {
     print_shifts("shifts_median", gwy_data_field_find_row_shifts_trimmed_mean(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.5, 0), 0);
     print_shifts("shifts_median_diff", gwy_data_field_find_row_shifts_trimmed_diff(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.5, 0), 0);
     print_shifts("shifts_trimmed_mean", gwy_data_field_find_row_shifts_trimmed_mean(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.05, 0), 0);
-    print_shifts("shifts_trimmed_diff", gwy_data_field_find_row_shifts_trimmed_diff(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.05, 0), 1);
+    print_shifts("shifts_trimmed_diff", gwy_data_field_find_row_shifts_trimmed_diff(fresh(rows, cols, pixels), NULL, MASK_IGNORE, 0.05, 0), 0);
+    GwyDataField *pos = fresh(rows, cols, pixels), *neg = fresh(rows, cols, pixels);
+    gwy_data_field_mark_scars(fresh(rows, cols, pixels), pos, 0.666, 0.25, 16, 4, 0);
+    gwy_data_field_mark_scars(fresh(rows, cols, pixels), neg, 0.666, 0.25, 16, 4, 1);
+    print_array("scars_positive", gwy_data_field_get_data(pos), rows * cols, 0);
+    print_array("scars_negative", gwy_data_field_get_data(neg), rows * cols, 0);
+    double *p = gwy_data_field_get_data(pos), *q = gwy_data_field_get_data(neg);
+    for (size_t i = 0; i < n_px; i++) p[i] = p[i] > q[i] ? p[i] : q[i];
+    GwyDataField *filled = fresh(rows, cols, pixels);
+    gwy_data_field_laplace_solve(filled, pos, -1, 1.0);
+    print_array("scars_removed", gwy_data_field_get_data(filled), rows * cols, 1);
     printf("}\n");
     return 0;
 }

@@ -6,11 +6,8 @@
 //! `i` the row, both in pixels.
 //!
 //! Parity: [`fit_plane`] and [`fit_poly`] equal libgwyprocess 2.62 to 1e-12 relative on
-//! the twelve test scans (`tests/gwyddion_level.rs`). [`align_rows`] follows the
-//! algorithms as the notes document them (upper medians — the element of rank `n/2` —
-//! and symmetric rank trimming), but libgwyprocess's own row shifts differ on some rows
-//! (its row statistics are not plain rank statistics there); until that is understood,
-//! treat the row alignment as Gwyddion-like, not Gwyddion-exact.
+//! the twelve test scans (`tests/gwyddion_level.rs`). Row alignment is in
+//! [`crate::align`].
 
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
@@ -26,7 +23,7 @@ pub struct Plane {
     pub by: f64,
 }
 
-fn check_finite<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<()> {
+pub(crate) fn check_finite<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> Result<()> {
     if image.is_empty() {
         return Err(Error::invalid("image", "an empty image", "at least one pixel"));
     }
@@ -43,7 +40,7 @@ pub(crate) fn ensure_finite<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>) -> R
 
 /// Averages of the indices `0..len` and of their squares: `x̄ = (n − 1)/2` and
 /// `x²̄ = (2n − 1)(n − 1)/6` (Gwyddion's closed-form line and plane fits use them).
-fn index_moments(len: usize) -> (f64, f64) {
+pub(crate) fn index_moments(len: usize) -> (f64, f64) {
     let n = len as f64;
     ((n - 1.0) / 2.0, (2.0 * n - 1.0) * (n - 1.0) / 6.0)
 }
@@ -126,7 +123,7 @@ fn normalised(len: usize) -> Vec<f64> {
 
 /// Cholesky factorisation of a symmetric matrix stored as its packed lower triangle
 /// (`a[i(i+1)/2 + j]`, `j ≤ i`), in place; `false` when a pivot is not positive.
-fn cholesky(a: &mut [f64], n: usize) -> bool {
+pub(crate) fn cholesky(a: &mut [f64], n: usize) -> bool {
     let at = |i: usize, j: usize| i * (i + 1) / 2 + j;
     for k in 0..n {
         let mut s = a[at(k, k)];
@@ -150,7 +147,7 @@ fn cholesky(a: &mut [f64], n: usize) -> bool {
 }
 
 /// Solves `L Lᵀ x = b` in place of `b` with the factor from [`cholesky`].
-fn cholesky_solve(l: &[f64], b: &mut [f64], n: usize) {
+pub(crate) fn cholesky_solve(l: &[f64], b: &mut [f64], n: usize) {
     let at = |i: usize, j: usize| i * (i + 1) / 2 + j;
     for i in 0..n {
         let mut s = b[i];
@@ -241,99 +238,6 @@ pub fn level_poly<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, terms: PolyTer
     Ok(image.to_owned() - poly_background(image.dim(), terms, &c))
 }
 
-/// Gwyddion's rounding, `⌊x + 0.5⌋`.
-fn gwy_round(x: f64) -> usize {
-    (x + 0.5).floor().max(0.0) as usize
-}
-
-/// The element of rank `n/2` (Gwyddion's median: the upper one for even `n`).
-fn upper_median(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    *v.select_nth_unstable_by(n / 2, f64::total_cmp).1
-}
-
-/// Gwyddion's per-row location: the mean of the ranks `[round(p·n), n − round(p·n))`, or
-/// the upper median when that leaves at most one value.
-fn trimmed_mean_or_median(v: &mut [f64], p: f64) -> f64 {
-    let n = v.len();
-    let cut = gwy_round(p * n as f64);
-    if 2 * cut + 1 >= n {
-        return upper_median(v);
-    }
-    v.sort_unstable_by(f64::total_cmp);
-    v[cut..n - cut].iter().sum::<f64>() / (n - 2 * cut) as f64
-}
-
-/// Row-alignment methods of Gwyddion's "Align rows".
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum RowAlignment {
-    /// Subtract each row's (upper) median, keeping the mean of the medians.
-    Median,
-    /// Shift each row by the (upper) median of its differences to the row above; the
-    /// cumulative shifts are line-levelled, so a genuine slope down the image stays.
-    MedianOfDifferences,
-    /// Like `Median` with the mean of the values left after trimming this fraction from
-    /// each end (0 ..= 0.5).
-    TrimmedMean(f64),
-    /// Like `MedianOfDifferences` with trimmed means of the differences.
-    TrimmedMeanOfDifferences(f64),
-}
-
-/// Aligns rows (see [`RowAlignment`]) and returns the aligned image and the shift
-/// subtracted from each row.
-///
-/// # Errors
-/// Empty or non-finite images; a trim fraction outside [0, 0.5].
-pub fn align_rows<S: Data<Elem = f64>>(
-    image: &ArrayBase<S, Ix2>,
-    method: RowAlignment,
-) -> Result<(Array2<f64>, Vec<f64>)> {
-    check_finite(image)?;
-    let (rows, cols) = image.dim();
-    let (trim, differences) = match method {
-        RowAlignment::Median => (0.5, false),
-        RowAlignment::MedianOfDifferences => (0.5, true),
-        RowAlignment::TrimmedMean(p) => (p, false),
-        RowAlignment::TrimmedMeanOfDifferences(p) => (p, true),
-    };
-    if !(0.0..=0.5).contains(&trim) {
-        return Err(Error::invalid("trim fraction", trim, "a fraction in [0, 0.5]"));
-    }
-    let mut buf = vec![0.0; cols];
-    let mut shifts = vec![0.0; rows];
-    if differences {
-        for i in 1..rows {
-            for (j, d) in buf.iter_mut().enumerate() {
-                *d = image[[i, j]] - image[[i - 1, j]];
-            }
-            shifts[i] = shifts[i - 1] + trimmed_mean_or_median(&mut buf, trim);
-        }
-        // Line-level the cumulative shifts (`gwy_data_line_get_line_coeffs`).
-        let n = rows as f64;
-        let (xb, x2b) = index_moments(rows);
-        let mean = shifts.iter().sum::<f64>() / n;
-        let mean_k = shifts.iter().enumerate().map(|(k, s)| s * k as f64).sum::<f64>() / n;
-        let (a, b) = if rows > 1 {
-            let det = x2b - xb * xb;
-            ((mean * x2b - xb * mean_k) / det, (mean_k - mean * xb) / det)
-        } else {
-            (mean, 0.0)
-        };
-        for (k, s) in shifts.iter_mut().enumerate() {
-            *s -= a + b * k as f64;
-        }
-    } else {
-        for (i, row) in image.outer_iter().enumerate() {
-            buf.iter_mut().zip(row).for_each(|(b, &z)| *b = z);
-            shifts[i] = trimmed_mean_or_median(&mut buf, trim);
-        }
-        let mean = shifts.iter().sum::<f64>() / rows as f64;
-        shifts.iter_mut().for_each(|s| *s -= mean);
-    }
-    let aligned = Array2::from_shape_fn((rows, cols), |(i, j)| image[[i, j]] - shifts[i]);
-    Ok((aligned, shifts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,15 +262,5 @@ mod tests {
         }
         assert_eq!(PolyTerms::Limited { max_degree: 2 }.powers(), vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (2, 0)]);
         assert!(fit_poly(&array![[1.0, 2.0]], terms).is_err());
-    }
-
-    #[test]
-    fn medians_are_upper_medians() {
-        assert_eq!(upper_median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
-        let img = array![[1.0, 2.0, 3.0, 4.0], [11.0, 12.0, 13.0, 14.0]];
-        let (aligned, shifts) = align_rows(&img, RowAlignment::Median).unwrap();
-        assert_eq!(shifts, vec![-5.0, 5.0]);
-        assert_eq!(aligned.row(0), aligned.row(1));
-        assert!(align_rows(&img, RowAlignment::TrimmedMean(0.7)).is_err());
     }
 }

@@ -12,7 +12,8 @@
 //! | one image type for every reader: channels (name, unit, size, scan direction, data), metadata | [`SpmImage`] | — |
 //! | Gwyddion native files (`.gwy`): read any object tree, channels out, write channels Gwyddion opens | [`io::gwy`] | gwyfile 0.3.0 on its test file |
 //! | Igor binary waves (`.ibw`, versions 2, 3, 5, both byte orders, numeric and text) | [`io::ibw`] | igor2 0.5.15 on the WaveMetrics samples |
-//! | plane and polynomial levelling, row alignment (median, median of differences, trimmed means) | [`level`] | Gwyddion 2.62 |
+//! | plane and polynomial levelling | [`level`] | Gwyddion 2.62 |
+//! | row alignment: median, median of differences, trimmed means (and of differences), modus, row polynomials; exact ranks or libgwyddion 2.62's selection | [`align`], [`rank`] | Gwyddion 2.62, bit for bit with [`rank::Ranks::Gwyddion262`] |
 //! | the screening code's preprocessing: min–max, binned median-of-differences alignment, noise rows, separable polynomial background, flat-binarisation test | [`screening`] | pyRabani's `Filters/screening.py` |
 //! | synthetic artefacts: tip dilation (blunt, double), tip changes, step edges, tilt, bow, row offsets, scars, white and 1/f noise | [`synth`] | — |
 //! | sliding windows | [`windows`] (re-exported from `nanoml-core`) | pyRabani's window count or full coverage |
@@ -31,9 +32,11 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod align;
 mod error;
 pub mod image;
 pub mod level;
+pub mod rank;
 
 /// Readers of instrument and analysis files.
 pub mod io {
@@ -57,6 +60,7 @@ pub mod io {
         })
     }
 }
+pub mod scars;
 pub mod screening;
 pub mod synth;
 pub mod threshold;
