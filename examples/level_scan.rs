@@ -1,20 +1,25 @@
-//! Levels a scanning-probe scan and shows what each step did: reads a height map (a raw
-//! f64 topograph — two little-endian u32 `rows, cols`, then row-major little-endian f64 —
-//! or a one-layer Igor `.ibw`), or generates a film with tilt, bow, row offsets, scars and
+//! Levels a scanning-probe scan and shows what each step did: reads a file (Gwyddion
+//! `.gwy`, Nanonis `.sxm`, Igor `.ibw`, or a raw f64 topograph `.dat` — two little-endian
+//! u32 `rows, cols`, then row-major little-endian f64), or generates a film with tilt,
+//! bow, row offsets, scars and
 //! noise when no file is given; then aligns rows, marks and removes scars, removes a
 //! polynomial background, runs the AFM screening code's chain, prints a line per step and
 //! writes before/after PNGs.
 //!
+//! Scars are always marked, but filled only when they cover less than 2 % of the image
+//! (or with `--remove-scars`): on atomically resolved STM images the atom rows along the
+//! fast axis meet Gwyddion's scar criteria, and filling them would erase the lattice.
+//!
 //! ```text
-//! cargo run --release --example level_scan [-- FILE] [--out DIR]
+//! cargo run --release --example level_scan [-- FILE] [--out DIR] [--remove-scars]
 //! ```
 
 use anyhow::{Context, Result, bail};
 use nanoml::core::io::png::{to_u8_scaled, write_gray8};
+use nanoml::spm::SpmImage;
 use nanoml::spm::align::{RowAlignment, align_rows};
-use nanoml::spm::io::{ibw::read_ibw, raw::read_raw_f64};
 use nanoml::spm::level::{PolyTerms, fit_plane, level_poly};
-use nanoml::spm::scars::{ScarParams, remove_scars};
+use nanoml::spm::scars::{ScarParams, laplace_fill, mark_scars};
 use nanoml::spm::screening::{NoiseRule, noisy_rows, normalize_min_max, preprocess_pyrabani};
 use nanoml::spm::synth::{Artefacts, apply};
 use ndarray::Array2;
@@ -44,17 +49,17 @@ fn generated() -> Result<(Array2<f64>, Array2<f64>)> {
     Ok((apply(&film, &artefacts, 11)?, film))
 }
 
-fn load(path: &Path) -> Result<Array2<f64>> {
-    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("ibw")) {
-        let wave = read_ibw(path)?;
-        let values = wave.data.to_f64().context("a numeric wave")?;
-        let [rows, cols] = wave.shape[..] else {
-            bail!("{} is not a 2-D wave (shape {:?})", path.display(), wave.shape)
-        };
-        // Igor stores the first dimension fastest.
-        return Ok(Array2::from_shape_fn((rows, cols), |(r, c)| values[r + rows * c]));
-    }
-    Ok(read_raw_f64(path)?)
+/// The first channel of any file `SpmImage::open` reads (a height channel first when the
+/// file names one).
+fn load(path: &Path) -> Result<(Array2<f64>, String)> {
+    let image = SpmImage::open(path)?;
+    let pick = image
+        .channels
+        .iter()
+        .find(|c| c.name.starts_with('Z') || c.name.to_ascii_lowercase().contains("height"))
+        .or(image.channels.first())
+        .context("a file with at least one channel")?;
+    Ok((pick.data.clone(), pick.name.clone()))
 }
 
 fn png(dir: &Path, name: &str, image: &Array2<f64>) -> Result<PathBuf> {
@@ -67,19 +72,23 @@ fn png(dir: &Path, name: &str, image: &Array2<f64>) -> Result<PathBuf> {
 #[allow(clippy::print_stdout)]
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut file, mut out) = (None, PathBuf::from("target/nanoml-out"));
+    let (mut file, mut out, mut force_scars) = (None, PathBuf::from("target/nanoml-out"), false);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--remove-scars" => force_scars = true,
             "--out" => out = PathBuf::from(args.next().context("--out needs a folder")?),
             _ => file = Some(PathBuf::from(a)),
         }
     }
     std::fs::create_dir_all(&out)?;
-    let (scan, truth) = match &file {
-        Some(f) => (load(f)?, None),
+    let (scan, truth, channel) = match &file {
+        Some(f) => {
+            let (scan, channel) = load(f)?;
+            (scan, None, channel)
+        }
         None => {
             let (scan, truth) = generated()?;
-            (scan, Some(truth))
+            (scan, Some(truth), "height".to_string())
         }
     };
     let (rows, cols) = scan.dim();
@@ -88,7 +97,7 @@ fn main() -> Result<()> {
         (a.iter().map(|v| (v - m).powi(2)).sum::<f64>() / a.len().max(1) as f64).sqrt()
     };
     println!(
-        "scan: {}, {rows}×{cols}, RMS {:.3e}",
+        "scan: {}, channel {channel:?}, {rows}×{cols}, RMS {:.3e}",
         file.as_ref().map_or("generated film".into(), |f| f.display().to_string()),
         rms(&scan)
     );
@@ -97,12 +106,26 @@ fn main() -> Result<()> {
     let (aligned, shifts) = align_rows(&scan, RowAlignment::MedianOfDifferences)?;
     let (lo, hi) = shifts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
     println!("2. row alignment (median of differences): shifts from {lo:.3e} to {hi:.3e}; RMS {:.3e}", rms(&aligned));
-    let (unscarred, scars) = remove_scars(&aligned, &ScarParams::default())?;
+    let scars = mark_scars(&aligned, &ScarParams::default())?;
     let marked = scars.iter().filter(|&&m| m).count();
     let scar_rows = scars.outer_iter().filter(|r| r.iter().any(|&m| m)).count();
-    println!(
-        "3. scars (Gwyddion's defaults): {marked} pixels on {scar_rows} rows marked and filled by the Laplace equation"
-    );
+    let share = 100.0 * marked as f64 / scars.len() as f64;
+    let unscarred = if marked > 0 && (share < 2.0 || force_scars) {
+        println!(
+            "3. scars (Gwyddion's defaults): {marked} pixels ({share:.2} %) on {scar_rows} rows marked and filled by the Laplace equation"
+        );
+        laplace_fill(&aligned, &scars)?
+    } else {
+        println!(
+            "3. scars (Gwyddion's defaults): {marked} pixels ({share:.2} %) on {scar_rows} rows marked{}",
+            if marked > 0 {
+                "; not filled: that much is surface structure, not scars (--remove-scars fills them)"
+            } else {
+                ""
+            }
+        );
+        aligned.clone()
+    };
     let terms = PolyTerms::Independent { col_degree: 5, row_degree: 5 };
     let levelled = level_poly(&unscarred, terms)?;
     println!("4. degree-5×5 polynomial background removed; RMS {:.3e}", rms(&levelled));

@@ -8,10 +8,12 @@
 //! flipped so that the last stored line is at the top (Igor displays images with y
 //! increasing upwards). This follows TN003 and Asylum's layout as documented; no Asylum
 //! file is among the test data yet, so it is unverified against one. Gwyddion's fields
-//! are row-major with row 0 at the top already.
+//! are row-major with row 0 at the top already. Nanonis frames follow Gwyddion: backward
+//! frames mirrored left–right, frames scanned upwards flipped (see [`crate::io::sxm`]).
 
 use crate::io::gwy::GwyChannel;
 use crate::io::ibw::IgorWave;
+use crate::io::sxm::SxmFile;
 use crate::{Error, Result};
 use ndarray::Array2;
 
@@ -61,6 +63,29 @@ impl SpmImage {
             let names: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
             Error::invalid("channel", name, format!("one of {names:?}"))
         })
+    }
+
+    /// The image of a Nanonis scan: one channel per frame, named like Gwyddion names
+    /// them (`"Z (Forward)"`, `"Z (Backward)"`), sizes in metres; the metadata are the
+    /// header tags.
+    pub fn from_sxm(file: &SxmFile) -> Self {
+        let channels = file
+            .channels
+            .iter()
+            .map(|c| Channel {
+                name: format!(
+                    "{} ({})",
+                    c.name,
+                    if c.direction == ScanDirection::Backward { "Backward" } else { "Forward" }
+                ),
+                unit: c.unit.clone(),
+                size: Some(file.range),
+                size_unit: "m".into(),
+                direction: c.direction,
+                data: c.data.clone(),
+            })
+            .collect();
+        SpmImage { channels, metadata: file.header.clone() }
     }
 
     /// The image of Gwyddion channels.
@@ -122,6 +147,44 @@ impl SpmImage {
             .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
             .collect();
         Ok(SpmImage { channels, metadata })
+    }
+
+    /// Reads any supported file, recognised by its first bytes (Gwyddion `GWYP`, Nanonis
+    /// `:NANONIS_VERSION:`) or else its extension (`.ibw`; `.dat` for the raw f64 height
+    /// maps of [`crate::io::raw`]).
+    ///
+    /// # Errors
+    /// I/O errors, everything the format's reader rejects, and files of no supported
+    /// format (the error lists them).
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).map_err(|source| nanoml_core::Error::Io { path: path.to_path_buf(), source })?;
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+        let with_path = |e: Error| match e {
+            Error::Corrupt { format, path: None, reason } => {
+                Error::Corrupt { format, path: Some(path.to_path_buf()), reason }
+            }
+            other => other,
+        };
+        let image = if bytes.starts_with(b"GWYP") {
+            crate::io::gwy::parse_gwy(&bytes).and_then(|top| crate::io::gwy::channels(&top)).map(|c| Self::from_gwy(&c))
+        } else if bytes.starts_with(b":NANONIS_VERSION:") {
+            crate::io::sxm::parse_sxm(&bytes).map(|f| Self::from_sxm(&f))
+        } else if ext == "ibw" {
+            crate::io::ibw::parse_ibw(&bytes).and_then(|w| Self::from_igor(&w))
+        } else if ext == "dat" {
+            crate::io::raw::parse_raw_f64(&bytes).map(|d| Self::from_heights("height", "", d))
+        } else {
+            return Err(Error::Unsuitable {
+                what: "SPM file",
+                reason: format!(
+                    "{} is none of the supported formats (Gwyddion .gwy, Nanonis .sxm, Igor .ibw, raw f64 .dat)",
+                    path.display()
+                ),
+            });
+        };
+        image.map_err(with_path)
     }
 
     /// A one-channel image of a bare height map (`size` unknown).

@@ -11,6 +11,7 @@
 //! | classes and masks from thresholds | [`threshold::digitize`], [`threshold::binarize`] | `np.digitize`, `image > t` |
 //! | one image type for every reader: channels (name, unit, size, scan direction, data), metadata | [`SpmImage`] | — |
 //! | Gwyddion native files (`.gwy`): read any object tree, channels out, write channels Gwyddion opens | [`io::gwy`] | gwyfile 0.3.0 on its test file |
+//! | Nanonis scans (`.sxm`): every frame, forward and backward, oriented as Gwyddion shows them | [`io::sxm`] | nanonispy 1.1.0 on files built to the layout |
 //! | Igor binary waves (`.ibw`, versions 2, 3, 5, both byte orders, numeric and text) | [`io::ibw`] | igor2 0.5.15 on the WaveMetrics samples |
 //! | plane and polynomial levelling | [`level`] | Gwyddion 2.62 |
 //! | row alignment: median, median of differences, trimmed means (and of differences), modus, row polynomials; exact ranks or libgwyddion 2.62's selection | [`align`], [`rank`] | Gwyddion 2.62, bit for bit with [`rank::Ranks::Gwyddion262`] |
@@ -43,6 +44,7 @@ pub mod io {
     pub mod gwy;
     pub mod ibw;
     pub mod raw;
+    pub mod sxm;
 
     /// Reads a file and parses its bytes; I/O errors and [`Corrupt`](crate::Error::Corrupt)
     /// errors name the path.
