@@ -166,7 +166,7 @@ pub fn parse_sxm(bytes: &[u8]) -> Result<SxmFile> {
 
     let data = &bytes[marker + 2..];
     let frame_bytes = nx * ny * 4;
-    let needed = frame_bytes.checked_mul(frames.len()).unwrap_or(usize::MAX);
+    let needed = frame_bytes.saturating_mul(frames.len());
     if data.len() < needed {
         return Err(corrupt(format!(
             "{} frames of {nx}×{ny} need {needed} bytes after the data marker at byte {marker}, the file has {}",
