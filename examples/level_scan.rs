@@ -14,7 +14,7 @@
 //! cargo run --release --example level_scan [-- FILE] [--out DIR] [--remove-scars]
 //! ```
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use nanoml::core::io::png::{to_u8_scaled, write_gray8};
 use nanoml::spm::SpmImage;
 use nanoml::spm::align::{RowAlignment, align_rows};
