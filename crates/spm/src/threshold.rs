@@ -104,6 +104,12 @@ pub(crate) trait Real: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::o
     fn div(self, o: Self) -> Self;
     fn half(self) -> Self;
     fn trunc_i64(self) -> i64;
+    /// The nearest integer to `self` (ties to even) as `i32` and in precision `Self`, by
+    /// the round-to-nearest of an added `1.5·2^p` (`p` the mantissa width), which
+    /// vectorises on baseline x86-64 where conversions do not. Valid for
+    /// `|self| < GUESS_LIMIT`.
+    fn round_guess(self) -> (i32, Self);
+    const GUESS_LIMIT: usize;
     fn f64(self) -> f64;
     fn is_finite(self) -> bool;
     fn abs(self) -> Self;
@@ -111,7 +117,7 @@ pub(crate) trait Real: Copy + PartialOrd + std::ops::Sub<Output = Self> + std::o
 }
 
 macro_rules! real {
-    ($t:ty) => {
+    ($t:ty, $limit:expr) => {
         impl Real for $t {
             fn from_usize(v: usize) -> Self {
                 v as $t
@@ -131,6 +137,13 @@ macro_rules! real {
             fn trunc_i64(self) -> i64 {
                 self as i64
             }
+            fn round_guess(self) -> (i32, Self) {
+                // 1.5·2^p: adding it rounds to an integer, stored in the low mantissa bits.
+                const MAGIC: $t = 1.5 * (1u64 << (<$t>::MANTISSA_DIGITS - 1)) as $t;
+                let y = self + MAGIC;
+                (y.to_bits().wrapping_sub(MAGIC.to_bits()) as i32, y - MAGIC)
+            }
+            const GUESS_LIMIT: usize = $limit;
             fn f64(self) -> f64 {
                 self as f64
             }
@@ -144,8 +157,8 @@ macro_rules! real {
         }
     };
 }
-real!(f32);
-real!(f64);
+real!(f32, 1 << 20);
+real!(f64, 1 << 30);
 
 /// Smallest and largest value, or a non-finite value found.
 #[allow(clippy::eq_op)] // `v − v` is the finiteness test
@@ -214,6 +227,10 @@ fn float_histogram<R: Real + Send + Sync>(values: &[R], (mut first, mut last): (
     if !usable {
         margin = one; // never "far from a boundary"
     }
+    // Bins for blocks of pixels first (a loop the compiler vectorises: the guess, its
+    // fractional part and whether any pixel lies near a boundary), the edge check only for
+    // blocks that need it, then the counting.
+    let small = nbins < R::GUESS_LIMIT;
     let counts = values
         .par_chunks(1 << 16)
         // `move`: the loop's constants become locals the stores cannot alias.
@@ -221,21 +238,67 @@ fn float_histogram<R: Real + Send + Sync>(values: &[R], (mut first, mut last): (
             // Four sets of counters, used in turn: runs of equal bins (smooth images)
             // would otherwise wait on the previous increment of the same counter.
             let mut counts = vec![0u32; 4 * nbins];
-            for (i, &x) in chunk.iter().enumerate() {
-                let f = (x - first).mul(scale);
-                // Truncation through an integer: `f.trunc()` is a libm call on baseline x86-64.
-                let whole = f.trunc_i64();
-                let frac = f - R::from_i64(whole);
-                let mut k = (whole as usize).min(nbins - 1);
-                // Far from a bin boundary the guess is the bin; near one, check the edges.
-                if !(frac > margin && frac < one - margin) {
-                    if x < edges[k] {
-                        k -= 1;
-                    } else if k != nbins - 1 && x >= edges[k + 1] {
-                        k += 1;
+            let mut ks = [0u32; 256];
+            let edge_check = |x: R, k: &mut usize| {
+                if x < edges[*k] {
+                    *k -= 1;
+                } else if *k != nbins - 1 && x >= edges[*k + 1] {
+                    *k += 1;
+                }
+            };
+            if small {
+                // f − ½ = x·scale − (first·scale + ½): the guess is the nearest integer of
+                // it and d = f − ½ − guess = frac − ½, so "near a boundary" is
+                // |d| ≥ ½ − margin. Rounding x·scale and first·scale separately moves f
+                // by a few ulps of |x|·scale, well inside the margin.
+                let offset = first.mul(scale) + one.half();
+                let limit = one.half() - margin;
+                for block in chunk.chunks(256) {
+                    let ks = &mut ks[..block.len()];
+                    let mut near = false;
+                    for (k, &x) in ks.iter_mut().zip(block) {
+                        let g = x.mul(scale) - offset;
+                        let (whole, whole_r) = g.round_guess();
+                        near |= !((g - whole_r).abs() < limit);
+                        // The guess lies in −1 ..= nbins; −1 (x = first, rounded down)
+                        // and `nbins` (x = last) are near a boundary and clamped below.
+                        *k = whole as u32;
+                    }
+                    if near {
+                        for (k, &x) in ks.iter_mut().zip(block) {
+                            let mut kk = (*k as i32).clamp(0, nbins as i32 - 1) as usize;
+                            edge_check(x, &mut kk);
+                            *k = kk as u32;
+                        }
+                    }
+                    let (c0, rest) = counts.split_at_mut(nbins);
+                    let (c1, rest) = rest.split_at_mut(nbins);
+                    let (c2, c3) = rest.split_at_mut(nbins);
+                    let mut quads = ks.chunks_exact(4);
+                    for q in quads.by_ref() {
+                        c0[q[0] as usize] += 1;
+                        c1[q[1] as usize] += 1;
+                        c2[q[2] as usize] += 1;
+                        c3[q[3] as usize] += 1;
+                    }
+                    for &k in quads.remainder() {
+                        c0[k as usize] += 1;
                     }
                 }
-                counts[(i & 3) * nbins + k] += 1;
+            } else {
+                for (i, &x) in chunk.iter().enumerate() {
+                    let f = (x - first).mul(scale);
+                    // Truncation through an integer: `f.trunc()` is a libm call on
+                    // baseline x86-64.
+                    let whole = f.trunc_i64();
+                    let frac = f - R::from_i64(whole);
+                    let mut k = (whole.max(0) as usize).min(nbins - 1);
+                    // Far from a bin boundary the guess is the bin; near one, check the edges.
+                    if !(frac > margin && frac < one - margin) {
+                        edge_check(x, &mut k);
+                    }
+                    counts[(i & 3) * nbins + k] += 1;
+                }
             }
             let mut total = vec![0u64; nbins];
             for part in counts.chunks_exact(nbins) {
@@ -478,41 +541,42 @@ fn search(
         .into_par_iter()
         .map(|t0| {
             let mut t: Vec<usize> = (0..m).map(|k| t0 + k).collect();
-            // The best so far: its prefix t[..m − 1] (copied once per prefix that
-            // improves) and its last threshold.
+            // The best so far: its prefix t[..m − 1] and its last threshold.
             let (mut best_sigma, mut best_prefix, mut best_last) = (0f32, vec![0; m - 1], None);
             let head = term(0, t0);
-            let (mut mids, mut row) = (Vec::with_capacity(m), Vec::with_capacity(n));
+            let (mut sig, mut row) = (Vec::with_capacity(n), Vec::with_capacity(n));
             loop {
-                let mut prefix_saved = false;
-                let mut consider = |sigma: f32, last: usize, t: &[usize]| {
-                    if sigma > best_sigma {
-                        best_sigma = sigma;
-                        best_last = Some(last);
-                        if !prefix_saved {
-                            best_prefix.copy_from_slice(&t[..m - 1]);
-                            prefix_saved = true;
-                        }
-                    }
-                };
+                // The best (σ, last threshold) of this prefix, if it beats the best so far.
+                let mut found = None;
                 if m == 1 {
-                    consider(head + to_end[t0 + 1], t0, &t);
+                    let sigma = head + to_end[t0 + 1];
+                    if sigma > best_sigma {
+                        found = Some((sigma, t0));
+                    }
                 } else {
                     // h(t_k + 1, t_{k+1}) for k < m − 2, and h(b + 1, last) for every last.
                     let b = t[m - 2];
-                    mids.clear();
-                    mids.extend((0..m - 2).map(|k| term(t[k] + 1, t[k + 1])));
                     row.clear();
                     fill_row(b + 1, b + 1..n - 1, &mut row);
-                    for (off, &last_term) in row.iter().enumerate() {
-                        let last = b + 1 + off;
-                        let mut sigma = head + to_end[last + 1];
-                        for &v in &mids {
-                            sigma += v;
-                        }
-                        sigma += last_term;
-                        consider(sigma, last, &t);
+                    // σ for every last threshold, summed in scikit-image's order
+                    // (head + tail, then the middle terms, then the last one), one pass
+                    // per term so that each pass vectorises.
+                    sig.clear();
+                    sig.extend(to_end[b + 2..n].iter().map(|&tail| head + tail));
+                    for k in 0..m - 2 {
+                        let v = term(t[k] + 1, t[k + 1]);
+                        sig.iter_mut().for_each(|x| *x += v);
                     }
+                    sig.iter_mut().zip(&row).for_each(|(x, &last_term)| *x += last_term);
+                    let (top, off) = argmax_f32(&sig);
+                    if top > best_sigma {
+                        found = Some((top, b + 1 + off));
+                    }
+                }
+                if let Some((sigma, last)) = found {
+                    best_sigma = sigma;
+                    best_last = Some(last);
+                    best_prefix.copy_from_slice(&t[..m - 1]);
                 }
                 // Next prefix: the last index before the final one that can still grow.
                 let Some(k) = (1..m - 1).rev().find(|&k| t[k] < n - m + k - 1) else { break };
@@ -531,6 +595,37 @@ fn search(
         .into_iter()
         .fold((0f32, None), |acc, (sigma, t)| if t.is_some() && sigma > acc.0 { (sigma, t) } else { acc })
         .1
+}
+
+/// The largest value of finite `v` and the index of its first occurrence
+/// (`(f32::MIN, 0)` for an empty slice), in eight lanes the compiler vectorises: each
+/// lane keeps its first maximum, and of equal lane maxima the smallest index wins.
+fn argmax_f32(v: &[f32]) -> (f32, usize) {
+    let mut lanes = [f32::MIN; 8];
+    let mut at = [0u32; 8];
+    let mut chunks = v.chunks_exact(8);
+    let mut base = 0u32;
+    for c in chunks.by_ref() {
+        for j in 0..8 {
+            let better = c[j] > lanes[j];
+            lanes[j] = if better { c[j] } else { lanes[j] };
+            at[j] = if better { base + j as u32 } else { at[j] };
+        }
+        base += 8;
+    }
+    let mut best = (f32::MIN, 0usize);
+    for (off, &x) in chunks.remainder().iter().enumerate() {
+        if x > best.0 {
+            best = (x, base as usize + off);
+        }
+    }
+    for j in 0..8 {
+        let (x, i) = (lanes[j], at[j] as usize);
+        if x > best.0 || (x == best.0 && i < best.1) {
+            best = (x, i);
+        }
+    }
+    best
 }
 
 /// Otsu's threshold, as `skimage.filters.threshold_otsu(image, nbins)`: a uniform image
@@ -630,6 +725,58 @@ pub fn binarize<T: Pixel, S: Data<Elem = T>>(image: &ArrayBase<S, Ix2>, threshol
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The vectorised arg-max is the first maximum (ties included: small integers).
+        #[test]
+        fn argmax_is_the_first_maximum(v in prop::collection::vec(0u8..6, 0..60)) {
+            let v: Vec<f32> = v.into_iter().map(f32::from).collect();
+            let mut want = (f32::MIN, 0);
+            for (i, &x) in v.iter().enumerate() {
+                if x > want.0 {
+                    want = (x, i);
+                }
+            }
+            prop_assert_eq!(argmax_f32(&v), want);
+        }
+
+        /// Histograms of random data with few distinct values (every pixel on a bin
+        /// boundary or near one) count every pixel once, in the bin the edges give.
+        #[test]
+        fn histogram_bins_follow_the_edges(v in prop::collection::vec(0u8..20, 1..3000), nbins in 1usize..40, scale in 0.001f64..1000.0) {
+            let img = Array2::from_shape_vec((1, v.len()), v.iter().map(|&x| f64::from(x) * scale).collect()).unwrap();
+            let h = histogram(&img, nbins).unwrap();
+            prop_assert_eq!(h.counts.iter().sum::<u64>(), v.len() as u64);
+            let (lo, hi) = img.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+            let step = (hi - lo) / nbins as f64;
+            let edges: Vec<f64> = (0..=nbins).map(|i| if i == nbins { hi } else { i as f64 * step + lo }).collect();
+            let mut want = vec![0u64; nbins];
+            for &x in img.iter() {
+                let k = edges[1..nbins].iter().take_while(|&&e| x >= e).count();
+                want[k] += 1;
+            }
+            prop_assert_eq!(h.counts, want);
+        }
+
+        /// The same in single precision (edges and bins in float32, as numpy computes them
+        /// for float32 images).
+        #[test]
+        fn float32_histogram_bins_follow_the_edges(v in prop::collection::vec(0u8..20, 1..3000), nbins in 1usize..40, scale in 0.001f32..1000.0) {
+            let img = Array2::from_shape_vec((1, v.len()), v.iter().map(|&x| f32::from(x) * scale).collect()).unwrap();
+            let h = histogram(&img, nbins).unwrap();
+            let (lo, hi) = img.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+            let step = (hi - lo) / nbins as f32;
+            let edges: Vec<f32> = (0..=nbins).map(|i| if i == nbins { hi } else { i as f32 * step + lo }).collect();
+            let mut want = vec![0u64; nbins];
+            for &x in img.iter() {
+                want[edges[1..nbins].iter().take_while(|&&e| x >= e).count()] += 1;
+            }
+            prop_assert_eq!(h.counts, want);
+        }
+    }
     use super::*;
     use ndarray::array;
 
