@@ -259,7 +259,7 @@ fn float_histogram<R: Real + Send + Sync>(values: &[R], (mut first, mut last): (
                     for (k, &x) in ks.iter_mut().zip(block) {
                         let g = x.mul(scale) - offset;
                         let (whole, whole_r) = g.round_guess();
-                        near |= !((g - whole_r).abs() < limit);
+                        near |= (g - whole_r).abs() >= limit;
                         // The guess lies in −1 ..= nbins; −1 (x = first, rounded down)
                         // and `nbins` (x = last) are near a boundary and clamped below.
                         *k = whole as u32;
