@@ -12,7 +12,8 @@
 //! libgwyprocess 2.62 to 1e-12 relative on the test scans, `tests/gwyddion_level.rs`;
 //! modus and row polynomials follow the module code, which is not in the library).
 
-use crate::level::{check_finite, cholesky, cholesky_solve, index_moments};
+use crate::level::{check_finite, index_moments};
+use crate::lsq::solve_spd;
 use crate::rank::Ranks;
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
@@ -213,9 +214,7 @@ fn row_polynomials(mut image: Array2<f64>, degree: usize) -> (Array2<f64>, Vec<f
             }
         }
         // `degree < cols` keeps the matrix positive definite.
-        if cholesky(&mut matrix, terms) {
-            cholesky_solve(&matrix, &mut coeffs, terms);
-        } else {
+        if !solve_spd(&mut matrix, &mut coeffs, terms) {
             coeffs.iter_mut().for_each(|c| *c = 0.0);
         }
         coeffs[0] -= avg;

@@ -37,6 +37,7 @@ pub mod align;
 mod error;
 pub mod image;
 pub mod level;
+mod lsq;
 pub mod rank;
 
 /// Readers of instrument and analysis files.

@@ -240,7 +240,8 @@ fn dominant_count(row: ArrayView1<'_, f64>) -> usize {
 /// Values of the least-squares polynomial of `degree` through `(k, y_k)`, k = 0, 1, …
 /// (what `np.polyval(np.polyfit(k, y, degree), k)` computes, in a well-conditioned basis:
 /// the monomials of `t = 2k/(n−1) − 1`, orthonormalised twice by modified Gram–Schmidt,
-/// and `y` projected on them).
+/// and `y` projected on them; with the `lapack` feature, LAPACK's `dgelsd` on those
+/// monomials).
 ///
 /// # Errors
 /// `degree + 1` larger than the number of points.
@@ -250,6 +251,14 @@ pub fn polynomial_fit_values(y: ArrayView1<'_, f64>, degree: usize) -> Result<Ar
         return Err(Error::invalid("degree", degree, format!("at most {} for {n} points", n.saturating_sub(1))));
     }
     let t: Vec<f64> = (0..n).map(|k| if n > 1 { 2.0 * k as f64 / (n - 1) as f64 - 1.0 } else { 0.0 }).collect();
+    #[cfg(feature = "lapack")]
+    {
+        // LAPACK's dgelsd on the monomials of t (numpy's polyfit calls the same routine).
+        let design = ndarray::Array2::from_shape_fn((n, degree + 1), |(k, p)| t[k].powi(p as i32));
+        if let Some(values) = crate::lsq::fitted_values(&design, &y.to_owned()) {
+            return Ok(values);
+        }
+    }
     let mut basis: Vec<Vec<f64>> = Vec::with_capacity(degree + 1);
     for p in 0..=degree {
         let mut v: Vec<f64> = t.iter().map(|&x| x.powi(p as i32)).collect();
