@@ -190,14 +190,32 @@ pub fn fit_poly<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, terms: PolyTerms
     Ok(rhs)
 }
 
-/// The polynomial background itself, evaluated on the image's grid.
+/// The polynomial background itself, evaluated on the image's grid (`coefficients` in
+/// the order of `terms.powers()`; missing ones count as 0).
 pub fn poly_background(shape: (usize, usize), terms: PolyTerms, coefficients: &[f64]) -> Array2<f64> {
     let (rows, cols) = shape;
     let (xs, ys) = (normalised(cols), normalised(rows));
     let powers = terms.powers();
-    Array2::from_shape_fn(shape, |(i, j)| {
-        powers.iter().zip(coefficients).map(|(&(px, py), &c)| c * xs[j].powi(px as i32) * ys[i].powi(py as i32)).sum()
-    })
+    let py_max = powers.iter().map(|&(_, q)| q).max().unwrap_or(0);
+    // Separable evaluation: for each power q of y, the polynomial in x of the terms
+    // x^p y^q, tabulated over the columns; then one sum over q per pixel.
+    let mut in_x = vec![0.0; (py_max + 1) * cols];
+    for (&(p, q), &c) in powers.iter().zip(coefficients) {
+        for (v, &x) in in_x[q * cols..(q + 1) * cols].iter_mut().zip(&xs) {
+            *v += c * x.powi(p as i32);
+        }
+    }
+    let mut out = vec![0.0; rows * cols];
+    if cols > 0 {
+        out.par_chunks_mut(cols).enumerate().for_each(|(i, row)| {
+            for q in 0..=py_max {
+                let yq = ys[i].powi(q as i32);
+                let table = &in_x[q * cols..(q + 1) * cols];
+                row.iter_mut().zip(table).for_each(|(v, &t)| *v += yq * t);
+            }
+        });
+    }
+    Array2::from_shape_vec(shape, out).unwrap_or_else(|_| Array2::zeros(shape))
 }
 
 /// Fits and subtracts a polynomial background (Gwyddion's "Polynomial background";
