@@ -112,68 +112,70 @@ fn mark_one_sign(z: &[f64], rows: usize, cols: usize, params: &ScarParams, negat
     if rms == 0.0 {
         return;
     }
-    let at = |i: usize, j: usize| z[i * cols + j];
-    // Row `i` is the line above a candidate scar of rows i+1 ..= i+k.
+    // Negative scars are positive scars of −z (negation is exact, so the marks are the
+    // same bits as Gwyddion's mirrored formulas give).
+    let flipped: Vec<f64>;
+    let z: &[f64] = if negative {
+        flipped = z.iter().map(|v| -v).collect();
+        &flipped
+    } else {
+        z
+    };
+    let row = |i: usize| &z[i * cols..(i + 1) * cols];
+    // Per column of the current row i (the line above a candidate scar of rows
+    // i+1 ..= i+k): the weakest scar value so far, and the first width that stands out
+    // with the stronger of its two neighbours. Loops run along the row so they vectorise.
+    let mut inner = vec![0.0; cols];
+    let mut width = vec![0.0f64; cols]; // 0 = none yet (f64, so the loops stay in f64 lanes)
+    let mut outer_at = vec![0.0; cols];
+    let threshold = low * rms;
     for i in 0..rows.saturating_sub(max_width + 1) {
-        for j in 0..cols {
-            let edge = at(i, j);
-            // The scar's weakest value and the stronger of its two neighbours.
-            let mut inner = at(i + 1, j);
-            let mut outer;
-            let mut width = None;
-            for k in 1..=max_width {
-                let next = at(i + k + 1, j);
-                let v = at(i + k, j);
-                let step = if negative {
-                    outer = edge.min(next);
-                    inner = inner.max(v);
-                    outer - inner
-                } else {
-                    outer = edge.max(next);
-                    inner = inner.min(v);
-                    inner - outer
-                };
-                if step >= low * rms {
-                    width = Some((k, outer));
-                    break;
-                }
+        let edge = row(i);
+        inner.copy_from_slice(row(i + 1));
+        width.iter_mut().for_each(|w| *w = 0.0);
+        for k in 1..=max_width {
+            let (v, next) = (row(i + k), row(i + k + 1));
+            let kf = k as f64;
+            let columns = inner.iter_mut().zip(width.iter_mut()).zip(outer_at.iter_mut());
+            for (((inn, w), at), ((&e, &vv), &nx)) in columns.zip(edge.iter().zip(v).zip(next)) {
+                let outer = if nx > e { nx } else { e };
+                *inn = if vv < *inn { vv } else { *inn };
+                let hit = (*w == 0.0) & (*inn - outer >= threshold);
+                *w = if hit { kf } else { *w };
+                *at = if hit { outer } else { *at };
             }
-            if let Some((k, outer)) = width {
-                for kk in 1..=k {
-                    let v = at(i + kk, j);
-                    let s = if negative { (outer - v) / rms } else { (v - outer) / rms };
-                    let cell = &mut m[(i + kk) * cols + j];
-                    *cell = cell.max(s);
-                }
+        }
+        for kk in 1..=max_width {
+            let v = row(i + kk);
+            let kkf = kk as f64;
+            let marks = &mut m[(i + kk) * cols..(i + kk + 1) * cols];
+            for ((mark, &vv), (&at, &w)) in marks.iter_mut().zip(v).zip(outer_at.iter().zip(&width)) {
+                let s = (vv - at) / rms;
+                let grow = (kkf <= w) & (s > *mark);
+                *mark = if grow { s } else { *mark };
             }
         }
     }
+    // Hysteresis along each row (Gwyddion: soft values next to hard ones become hard,
+    // left to right, then right to left) makes every run of values ≥ `low` that holds a
+    // value ≥ `high` hard; then hard runs shorter than `min_len` are dropped. So: a run
+    // of values ≥ `low` is a scar when it holds a hard value and is long enough.
     for row in m.chunks_exact_mut(cols) {
-        // Hysteresis: soft values next to hard ones become hard, left to right then back.
-        for j in 1..cols {
-            if row[j] >= low && row[j - 1] >= high {
-                row[j] = high;
-            }
-        }
-        for j in (1..cols).rev() {
-            if row[j - 1] >= low && row[j] >= high {
-                row[j - 1] = high;
-            }
-        }
-        let mut run = 0;
+        let mut start = 0;
+        let mut hard = false;
         for j in 0..=cols {
-            if j < cols && row[j] >= high {
-                row[j] = 1.0;
-                run += 1;
+            let v = if j < cols { row[j] } else { f64::NEG_INFINITY };
+            if v >= low {
+                hard |= v >= high;
                 continue;
             }
-            if run > 0 && run < params.min_len {
-                row[j - run..j].iter_mut().for_each(|v| *v = 0.0);
-            }
+            let keep = if hard && j - start >= params.min_len { 1.0 } else { 0.0 };
+            row[start..j].iter_mut().for_each(|x| *x = keep);
             if j < cols {
                 row[j] = 0.0;
             }
-            run = 0;
+            start = j + 1;
+            hard = false;
         }
     }
 }
