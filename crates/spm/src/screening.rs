@@ -57,7 +57,7 @@ fn standard(image: &mut Array2<f64>) -> Result<&mut [f64]> {
 /// right=True)`), and the row gains `bins[⌊median of the indices⌋]`.
 ///
 /// # Errors
-/// An image with a non-finite pixel, or `bins < 2`.
+/// An empty image, a non-finite pixel, or `bins < 2`.
 pub fn align_rows_median_of_differences_binned<S: Data<Elem = f64>>(
     image: &ArrayBase<S, Ix2>,
     bins: usize,
@@ -65,7 +65,7 @@ pub fn align_rows_median_of_differences_binned<S: Data<Elem = f64>>(
     if bins < 2 {
         return Err(Error::invalid("bins", bins, "at least 2 bin edges"));
     }
-    crate::level::ensure_finite(image)?;
+    crate::level::check_finite(image)?;
     let mut out = image.as_standard_layout().into_owned();
     align_in_place(&mut out, bins)?;
     Ok(out)
@@ -286,8 +286,10 @@ pub fn polynomial_fit_values(y: ArrayView1<'_, f64>, degree: usize) -> Result<Ar
 /// min–max normalises afterwards.)
 ///
 /// # Errors
-/// `degree` too large for the image's width or height.
+/// An empty image, a non-finite pixel, or `degree` too large for the image's width or
+/// height.
 pub fn flatten_separable<S: Data<Elem = f64>>(image: &ArrayBase<S, Ix2>, degree: usize) -> Result<Array2<f64>> {
+    crate::level::check_finite(image)?;
     let mut out = image.as_standard_layout().into_owned();
     flatten_in_place(&mut out, degree)?;
     Ok(out)
