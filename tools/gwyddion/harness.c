@@ -12,12 +12,22 @@
  * both kinds of scars replaced by gwy_data_field_laplace_solve (quality 1, as the
  * module calls it).
  *
+ *   harness time ROWS COLS FILE REPEATS
+ *
+ * prints, as one JSON object, the median seconds over REPEATS runs (after a warm-up) of
+ * what tools/compare/gwyddion.py compares with nanoml: plane levelling, a 5x5 polynomial
+ * background, median and median-of-differences row alignment, scar marking (both
+ * signs) and the Laplace fill of those scars, each on a fresh copy of the scan, with
+ * Gwyddion's OpenMP threads enabled.
+ *
  *   harness kth N FILE          (FILE: N float64 values)
  *
  * prints gwy_math_kth_rank of a fresh copy of the values for every rank k = 0..N-1, and
  * then gwy_math_trimmed_mean for every (nlowest, nhighest) = (t, t), 2t < N. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 typedef int gint;
 typedef int gboolean;
@@ -26,6 +36,12 @@ typedef struct _GwyDataField GwyDataField;
 typedef struct _GwyDataLine GwyDataLine;
 
 void gwy_process_type_init(void);
+gboolean gwy_threads_set_enabled(gboolean setting);
+void gwy_data_field_plane_level(GwyDataField *f, gdouble a, gdouble bx, gdouble by);
+void gwy_data_field_subtract_poly(GwyDataField *f, gint nterms, const gint *term_powers, const gdouble *coeffs);
+void gwy_data_field_subtract_row_shifts(GwyDataField *f, GwyDataLine *shifts);
+void gwy_data_field_max_of_fields(GwyDataField *result, GwyDataField *operand1, GwyDataField *operand2);
+void g_object_unref(void *object);
 GwyDataField *gwy_data_field_new(gint xres, gint yres, gdouble xreal, gdouble yreal, gboolean nullme);
 gdouble *gwy_data_field_get_data(GwyDataField *f);
 void gwy_data_field_fit_plane(GwyDataField *f, gdouble *pa, gdouble *pbx, gdouble *pby);
@@ -91,8 +107,79 @@ static int ranks(size_t n, const char *path) {
     return 0;
 }
 
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+enum { OP_PLANE, OP_POLY, OP_MEDIAN, OP_MEDIAN_DIFF, OP_SCARS, OP_LAPLACE, N_OPS };
+static const char *op_names[N_OPS] = {"level_plane", "level_poly_5x5", "align_median", "align_median_of_differences",
+                                      "mark_scars", "laplace_fill_scars"};
+
+static void run_op(int op, int rows, int cols, const double *pixels, GwyDataField *scars) {
+    GwyDataField *f = fresh(rows, cols, pixels);
+    if (op == OP_PLANE) {
+        double a, bx, by;
+        gwy_data_field_fit_plane(f, &a, &bx, &by);
+        gwy_data_field_plane_level(f, a, bx, by);
+    } else if (op == OP_POLY) {
+        int powers[72], n = 0;
+        for (int i = 0; i <= 5; i++)
+            for (int j = 0; j <= 5; j++) { powers[2 * n] = i; powers[2 * n + 1] = j; n++; }
+        double coeffs[36];
+        gwy_data_field_fit_poly(f, NULL, n, powers, 0, coeffs);
+        gwy_data_field_subtract_poly(f, n, powers, coeffs);
+    } else if (op == OP_MEDIAN || op == OP_MEDIAN_DIFF) {
+        GwyDataLine *s = op == OP_MEDIAN ? gwy_data_field_find_row_shifts_trimmed_mean(f, NULL, MASK_IGNORE, 0.5, 0)
+                                         : gwy_data_field_find_row_shifts_trimmed_diff(f, NULL, MASK_IGNORE, 0.5, 0);
+        gwy_data_field_subtract_row_shifts(f, s);
+        g_object_unref(s);
+    } else if (op == OP_SCARS) {
+        GwyDataField *p = fresh(rows, cols, pixels), *q = fresh(rows, cols, pixels);
+        gwy_data_field_mark_scars(f, p, 0.666, 0.25, 16, 4, 0);
+        gwy_data_field_mark_scars(f, q, 0.666, 0.25, 16, 4, 1);
+        gwy_data_field_max_of_fields(p, p, q);
+        g_object_unref(p);
+        g_object_unref(q);
+    } else {
+        gwy_data_field_laplace_solve(f, scars, -1, 1.0);
+    }
+    g_object_unref(f);
+}
+
+static int timing(int rows, int cols, const char *path, int repeats) {
+    double *pixels = read_doubles(path, (size_t)rows * cols);
+    gwy_threads_set_enabled(1);
+    GwyDataField *scars = fresh(rows, cols, pixels), *neg = fresh(rows, cols, pixels);
+    GwyDataField *f = fresh(rows, cols, pixels);
+    gwy_data_field_mark_scars(f, scars, 0.666, 0.25, 16, 4, 0);
+    gwy_data_field_mark_scars(f, neg, 0.666, 0.25, 16, 4, 1);
+    gwy_data_field_max_of_fields(scars, scars, neg);
+    double *t = malloc(repeats * sizeof(double));
+    printf("{");
+    for (int op = 0; op < N_OPS; op++) {
+        run_op(op, rows, cols, pixels, scars);
+        for (int r = 0; r < repeats; r++) {
+            double start = now();
+            run_op(op, rows, cols, pixels, scars);
+            t[r] = now() - start;
+        }
+        qsort(t, repeats, sizeof(double), cmp_double);
+        printf("%s\"%s\": %.9g", op ? ", " : "", op_names[op], t[repeats / 2]);
+    }
+    printf("}\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 4 && argv[1][0] == 'k') return ranks(atoi(argv[2]), argv[3]);
+    if (argc == 6 && strcmp(argv[1], "time") == 0) return timing(atoi(argv[2]), atoi(argv[3]), argv[4], atoi(argv[5]));
     if (argc != 4) {
         fprintf(stderr, "usage: harness ROWS COLS FILE\n");
         return 2;
