@@ -25,7 +25,7 @@ import scipy.ndimage as ndi
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
-from _common import fmt  # noqa: E402
+from _common import report  # noqa: E402
 from spm_gwyddion import build  # noqa: E402
 
 PEERS = {
@@ -77,13 +77,8 @@ def main():
     version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libgwyddion20-dev"], capture_output=True, text=True).stdout
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {rustc}; libgwyddion20-dev {version}")
-    lines = []
-    for kernel, peer in PEERS.items():
-        a, b = ours[kernel], theirs[kernel]
-        print(f"{kernel:<28} {fmt(a):>12} {fmt(b):>12} {b / a:>7.1f}×")
-        lines.append(f"| {kernel} | {name} ({args.size}×{args.size} float64) | {peer}, Gwyddion {version} | {fmt(a)} | {fmt(b)} | {b / a:.1f}× |")
-    print("\nFor docs/benchmarks.md:")
-    print("\n".join(lines))
+    what = f"{name} ({args.size}×{args.size} float64)"
+    report([(name, k, what, f"{peer}, Gwyddion {version}", ours[k], theirs[k]) for k, peer in PEERS.items()])
 
 
 if __name__ == "__main__":

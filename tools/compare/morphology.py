@@ -26,7 +26,7 @@ import skimage
 from skimage import measure
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import fmt, median_seconds  # noqa: E402
+from _common import median_seconds, report  # noqa: E402
 
 KERNELS = {
     "euler_number_2": ("skimage.measure.euler_number(connectivity=2)", lambda m: measure.euler_number(m, connectivity=2)),
@@ -79,17 +79,8 @@ def main():
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {rustc}; "
           f"python {platform.python_version()}, numpy {np.__version__}, scikit-image {skimage.__version__}")
     print(f"{'mask':<16} {'kernel':<22} {'nanoml':>12} {'scikit-image':>14} {'ratio':>8}")
-    lines = []
-    for name, m in data.items():
-        for kernel, (peer, f) in KERNELS.items():
-            theirs = theirs_all[(name, kernel)]
-            mine = ours[(name, kernel)]
-            ratio = theirs / mine
-            print(f"{name:<16} {kernel:<22} {fmt(mine):>12} {fmt(theirs):>14} {ratio:>7.1f}×")
-            lines.append(f"| {kernel} | {name} ({args.size}×{args.size} bool) | {peer}, scikit-image {skimage.__version__} | "
-                         f"{fmt(mine)} | {fmt(theirs)} | {ratio:.1f}× |")
-    print("\nFor docs/benchmarks.md:")
-    print("\n".join(lines))
+    report([(name, kernel, f"{name} ({args.size}×{args.size} bool)", f"{peer}, scikit-image {skimage.__version__}",
+              ours[(name, kernel)], theirs_all[(name, kernel)]) for name in data for kernel, (peer, _) in KERNELS.items()])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from skimage.filters import threshold_multiotsu, threshold_otsu
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
-from _common import fmt, median_seconds  # noqa: E402
+from _common import median_seconds, report  # noqa: E402
 from spm_screening import is_noisy, median_align, normalise, poly_flatten  # noqa: E402
 
 def _flat_binarisation(b):
@@ -87,14 +87,8 @@ def main():
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {rustc}; python {platform.python_version()}, "
           f"numpy {np.__version__}, scikit-image {skimage.__version__}")
-    lines = []
-    for name in data:
-        for kernel, (peer, _) in KERNELS.items():
-            a, b = ours[(name, kernel)], theirs[(name, kernel)]
-            print(f"{name:<10} {kernel:<18} {fmt(a):>12} {fmt(b):>12} {b / a:>7.1f}×")
-            lines.append(f"| {kernel} | {name} ({args.size}×{args.size} float64) | {peer}, scikit-image {skimage.__version__} | {fmt(a)} | {fmt(b)} | {b / a:.1f}× |")
-    print("\nFor docs/benchmarks.md:")
-    print("\n".join(lines))
+    report([(name, kernel, f"{name} ({args.size}×{args.size} float64)", f"{peer}, scikit-image {skimage.__version__}",
+              ours[(name, kernel)], theirs[(name, kernel)]) for name in data for kernel, (peer, _) in KERNELS.items()])
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ fn fixture() -> (&'static str, Fixture) {
     (dir, serde_json::from_str(&text).unwrap())
 }
 
+/// Largest minus smallest pixel.
+fn height_range(image: &Array2<f64>) -> f64 {
+    image.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)) - image.iter().fold(f64::INFINITY, |m, &v| m.min(v))
+}
+
 /// Largest difference relative to the largest magnitude in the reference.
 fn rel_err(got: &[f64], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
@@ -95,8 +100,7 @@ fn row_alignment_matches_gwyddion() {
     for scan in &fixture.scans {
         let image: Array2<f64> = npy::read(format!("{dir}/{}.npy", scan.name)).unwrap();
         // Shifts are compared relative to the image's height range.
-        let range =
-            image.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)) - image.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+        let range = height_range(&image);
         for (method, want) in [
             (RowAlignment::Median, &scan.shifts_median),
             (RowAlignment::MedianOfDifferences, &scan.shifts_median_diff),
@@ -166,8 +170,7 @@ fn scars_match_gwyddion() {
             continue;
         }
         let filled = laplace_fill(&image, &both).unwrap();
-        let range =
-            image.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)) - image.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+        let range = height_range(&image);
         for (&i, &want) in indices.iter().zip(&scan.scars_removed) {
             worst = worst.max((filled.as_slice().unwrap()[i] - want).abs() / range);
         }
@@ -187,8 +190,7 @@ fn modus_and_row_polynomials_match_numpy() {
     let (mut worst_modus, mut worst_poly) = (0.0f64, 0.0f64);
     for scan in &fixture.scans {
         let image: Array2<f64> = npy::read(format!("{dir}/{}.npy", scan.name)).unwrap();
-        let range =
-            image.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v)) - image.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+        let range = height_range(&image);
         let (_, modi) = align_rows_with(&image, RowAlignment::Modus, Ranks::Exact).unwrap();
         for (a, b) in modi.iter().zip(&scan.modus_shifts) {
             worst_modus = worst_modus.max((a - b).abs() / range);
