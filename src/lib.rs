@@ -11,7 +11,8 @@
 //! |---|---|---|
 //! | [`core`] | `nanoml-core` | seed policy and RNG, progress callbacks, PNG/NPY I/O, resampling, affine warps, sliding windows |
 //! | [`morphology`] | `nanoml-morphology` | labelling, Euler numbers, perimeters, Minkowski functionals, region properties, homogeneity tests |
-//! | [`spm`] | `nanoml-spm` | scanning-probe images: multi-Otsu and Otsu thresholds as scikit-image, binarisation, windows (more to come) |
+//! | [`spm`] | `nanoml-spm` | scanning-probe images: instrument files, levelling, row alignment and scars as Gwyddion, multi-Otsu and Otsu as scikit-image, the screening chain, synthetic artefacts |
+//! | [`hrtem`] | `nanoml-hrtem` | HRTEM of nanoparticles: Wulff-constructed FCC particles as ASE builds them, zone axes, column-height ground truth (multislice to come) |
 //! | [`rabani`] | `nanoml-rabani` | Rabani lattice Monte Carlo of drying nanoparticle films, Euler-number categories, training sets |
 //!
 //! ```
@@ -23,6 +24,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub use nanoml_core as core;
+pub use nanoml_hrtem as hrtem;
 pub use nanoml_morphology as morphology;
 pub use nanoml_rabani as rabani;
 pub use nanoml_spm as spm;
