@@ -26,8 +26,14 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod atoms;
+pub mod ctf;
 mod element;
 mod error;
+mod fft;
+pub mod multislice;
+mod parametrization_data;
+pub mod physics;
+pub mod potential;
 pub mod truth;
 pub mod wulff;
 

@@ -1,0 +1,124 @@
+//! The objective lens: the contrast transfer function with partial coherence, and the
+//! image intensity of an exit wave (../shared/notes/hrtem.md §3.4–3.5).
+//!
+//! `χ(α, φ) = (2π/λ)·[½α²(C10 + C12 cos 2(φ − φ12)) + ¼α⁴ C30 + ⅙α⁶ C50]` with `α = λ|k|`
+//! (small-angle, as abTEM and QSTEM), `φ = atan2(ky, kx)`; `CTF = exp(−iχ)·A(α)·E_t(α)`
+//! with the temporal envelope `E_t = exp(−(½πΔα²/λ)²)` (Δ the focal spread, 1/e width)
+//! and an optional hard objective aperture. Lengths in Å, angles in rad except the
+//! aperture (mrad).
+//!
+//! Sign conventions: abTEM's `defocus` is `−C10` (positive = underfocus, the Scherzer
+//! side for positive Cs); QSTEM's `defocus` is `C10`. [`Ctf::defocus`] follows abTEM;
+//! [`Ctf::from_qstem_defocus`] converts.
+
+use crate::multislice::{C32, ExitWave};
+use crate::physics::wavelength;
+use crate::potential::{Grid, frequencies};
+use crate::{Error, Result};
+use ndarray::Array2;
+use std::f64::consts::PI;
+
+/// Lens parameters (abTEM's names and sign of defocus).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Ctf {
+    /// Defocus, Å, abTEM's sign: `C10 = −defocus`.
+    pub defocus: f64,
+    /// Two-fold astigmatism C12, Å.
+    pub astigmatism: f64,
+    /// Its angle φ12, rad.
+    pub astigmatism_angle: f64,
+    /// Spherical aberration C30, Å.
+    pub cs: f64,
+    /// Fifth-order spherical aberration C50, Å.
+    pub c50: f64,
+    /// Focal spread Δ (1/e width), Å; 0 = none.
+    pub focal_spread: f64,
+    /// Objective aperture semi-angle, mrad; `None` = no aperture (Ragone, Madsen).
+    pub semiangle_cutoff: Option<f64>,
+}
+
+impl Ctf {
+    /// A lens given QSTEM's defocus (`C10`) and the other parameters as `self`.
+    pub fn from_qstem_defocus(self, c10: f64) -> Ctf {
+        Ctf { defocus: -c10, ..self }
+    }
+
+    /// Scherzer defocus (abTEM sign) for a spherical aberration `cs` Å at `energy` eV:
+    /// `sign(Cs)·√(1.5|Cs|λ)`.
+    ///
+    /// # Errors
+    /// A bad energy.
+    pub fn scherzer_defocus(cs: f64, energy: f64) -> Result<f64> {
+        Ok(cs.signum() * (1.5 * cs.abs() * wavelength(energy)?).sqrt())
+    }
+
+    fn check(&self) -> Result<()> {
+        for (name, v) in [
+            ("defocus", self.defocus),
+            ("astigmatism", self.astigmatism),
+            ("astigmatism_angle", self.astigmatism_angle),
+            ("cs", self.cs),
+            ("c50", self.c50),
+        ] {
+            if !v.is_finite() {
+                return Err(Error::invalid(name, v, "a finite value"));
+            }
+        }
+        if !(self.focal_spread.is_finite() && self.focal_spread >= 0.0) {
+            return Err(Error::invalid("focal_spread", self.focal_spread, "a finite width ≥ 0 Å"));
+        }
+        if let Some(c) = self.semiangle_cutoff
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::invalid("semiangle_cutoff", c, "a positive angle in mrad"));
+        }
+        Ok(())
+    }
+
+    /// The phase error χ(α, φ), rad.
+    pub fn chi(&self, alpha: f64, phi: f64, lambda: f64) -> f64 {
+        let c10 = -self.defocus;
+        let a2 = alpha * alpha;
+        2.0 * PI / lambda
+            * (0.5 * a2 * (c10 + self.astigmatism * (2.0 * (phi - self.astigmatism_angle)).cos())
+                + 0.25 * a2 * a2 * self.cs
+                + a2 * a2 * a2 * self.c50 / 6.0)
+    }
+
+    /// The transfer function on `grid` at `energy` eV (FFT order).
+    ///
+    /// # Errors
+    /// Non-finite parameters, a negative focal spread, a non-positive aperture, a bad
+    /// grid or energy.
+    pub fn transfer(&self, grid: &Grid, energy: f64) -> Result<Array2<C32>> {
+        self.check()?;
+        grid.check()?;
+        let lambda = wavelength(energy)?;
+        let (kx, ky) = (frequencies(grid.gpts.0, grid.sampling.0), frequencies(grid.gpts.1, grid.sampling.1));
+        let cutoff = self.semiangle_cutoff.map(|c| c / 1e3);
+        Ok(Array2::from_shape_fn(grid.gpts, |(i, j)| {
+            let alpha = lambda * (kx[i] * kx[i] + ky[j] * ky[j]).sqrt();
+            if cutoff.is_some_and(|c| alpha >= c) {
+                return C32::new(0.0, 0.0);
+            }
+            let phi = ky[j].atan2(kx[i]);
+            let chi = self.chi(alpha, phi, lambda);
+            let envelope = (-(0.5 * PI / lambda * self.focal_spread * alpha * alpha).powi(2)).exp();
+            C32::new((chi.cos() * envelope) as f32, (-chi.sin() * envelope) as f32)
+        }))
+    }
+
+    /// The image intensity `|IFFT(FFT(ψ)·CTF)|²` of an exit wave.
+    ///
+    /// # Errors
+    /// As [`Ctf::transfer`].
+    pub fn image(&self, exit: &ExitWave) -> Result<Array2<f32>> {
+        let transfer = self.transfer(&exit.grid, exit.energy)?;
+        let fft = crate::fft::Fft2::new(exit.grid.gpts.0, exit.grid.gpts.1);
+        let mut psi = exit.psi.clone();
+        fft.forward(&mut psi);
+        psi.zip_mut_with(&transfer, |p, t| *p *= t);
+        fft.inverse(&mut psi);
+        Ok(psi.mapv(|v| v.norm_sqr()))
+    }
+}

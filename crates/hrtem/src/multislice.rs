@@ -1,0 +1,166 @@
+//! Plane-wave multislice (../shared/notes/hrtem.md §3.2, abTEM's conventions): for each
+//! slice, transmit through `t = exp(iσV)` band-limited by the antialias aperture, then
+//! propagate by `P(k) = exp(−iπλΔz|k|²)·A(k)` in Fourier space. `A` is abTEM's
+//! antialias aperture: 1 below 2/3 of the Nyquist frequency less a taper of 0.01/Δ, a
+//! cosine edge across the taper, 0 beyond. FFT plans are made once per grid and reused;
+//! waves are `Complex<f32>` as in abTEM.
+
+use crate::fft::Fft2;
+use crate::physics::{interaction_constant, wavelength};
+use crate::potential::{Grid, frequencies};
+use crate::{Error, Result};
+use ndarray::Array2;
+use num_complex::Complex;
+use std::f64::consts::PI;
+
+/// `Complex<f32>`, the wave's element type.
+pub type C32 = Complex<f32>;
+
+/// An exit wave: the complex wave on the grid after the specimen, ready to be imaged
+/// any number of times (see [`crate::ctf`]).
+#[derive(Clone, Debug)]
+pub struct ExitWave {
+    /// The wave, `[i, j]` at `x = i·Δx`, `y = j·Δy`; a plane wave of amplitude 1 enters.
+    pub psi: Array2<C32>,
+    /// Its grid.
+    pub grid: Grid,
+    /// Beam energy, eV.
+    pub energy: f64,
+}
+
+/// abTEM's antialias aperture on the grid (FFT order).
+pub fn antialias_aperture(grid: &Grid) -> Array2<f32> {
+    let smax = grid.sampling.0.max(grid.sampling.1);
+    let (cutoff, taper) = (0.666_666_6 / smax / 2.0, 0.01 / smax);
+    let (kx, ky) = (frequencies(grid.gpts.0, grid.sampling.0), frequencies(grid.gpts.1, grid.sampling.1));
+    Array2::from_shape_fn(grid.gpts, |(i, j)| {
+        let r = (kx[i] * kx[i] + ky[j] * ky[j]).sqrt();
+        if r > cutoff {
+            0.0
+        } else if r > cutoff - taper {
+            (0.5 * (1.0 + (PI * (r - cutoff + taper) / taper).cos())) as f32
+        } else {
+            1.0
+        }
+    })
+}
+
+/// The multislice machinery for one grid and energy: FFT plans, the antialias aperture
+/// and propagators (cached per slice thickness).
+pub struct Multislice {
+    grid: Grid,
+    energy: f64,
+    sigma: f64,
+    aperture: Array2<f32>,
+    fft: Fft2<f32>,
+    propagators: Vec<(u64, Array2<C32>)>,
+}
+
+impl Multislice {
+    /// Plans for `grid` at `energy` eV.
+    ///
+    /// # Errors
+    /// A bad grid or energy.
+    pub fn new(grid: Grid, energy: f64) -> Result<Self> {
+        grid.check()?;
+        let sigma = interaction_constant(energy)?;
+        Ok(Multislice {
+            grid,
+            energy,
+            sigma,
+            aperture: antialias_aperture(&grid),
+            fft: Fft2::new(grid.gpts.0, grid.gpts.1),
+            propagators: Vec::new(),
+        })
+    }
+
+    /// The Fresnel propagator for `dz` Å times the antialias aperture (FFT order).
+    ///
+    /// # Errors
+    /// A non-finite thickness.
+    pub fn propagator(&mut self, dz: f64) -> Result<&Array2<C32>> {
+        if !dz.is_finite() {
+            return Err(Error::invalid("slice thickness", dz, "a finite thickness in Å"));
+        }
+        let key = dz.to_bits();
+        if let Some(i) = self.propagators.iter().position(|(k, _)| *k == key) {
+            return Ok(&self.propagators[i].1);
+        }
+        let lambda = wavelength(self.energy)?;
+        let k2 = self.grid.k2();
+        let mut p = Array2::from_shape_fn(self.grid.gpts, |ix| {
+            let phase = -PI * lambda * dz * k2[ix];
+            C32::new(phase.cos() as f32, phase.sin() as f32)
+        });
+        p.zip_mut_with(&self.aperture, |p, &a| *p *= a);
+        self.propagators.push((key, p));
+        Ok(&self.propagators[self.propagators.len() - 1].1)
+    }
+
+    /// Propagates `psi` by `dz` Å through vacuum (with the antialias aperture).
+    ///
+    /// # Errors
+    /// A wave of another shape, a non-finite `dz`.
+    pub fn propagate(&mut self, psi: &mut Array2<C32>, dz: f64) -> Result<()> {
+        self.check_shape(psi)?;
+        self.fft.forward(psi);
+        let p = self.propagator(dz)?;
+        psi.zip_mut_with(p, |v, p| *v *= p);
+        self.fft.inverse(psi);
+        Ok(())
+    }
+
+    fn check_shape(&self, psi: &Array2<C32>) -> Result<()> {
+        if psi.dim() != self.grid.gpts {
+            return Err(Error::invalid(
+                "wave",
+                format!("shape {:?}", psi.dim()),
+                format!("the grid {:?}", self.grid.gpts),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The band-limited transmission function `exp(iσV)` of a slice of projected
+    /// potential (V·Å).
+    pub fn transmission(&self, slice: &Array2<f32>) -> Array2<C32> {
+        let sigma = self.sigma as f32;
+        let mut t = slice.mapv(|v| {
+            let (s, c) = (sigma * v).sin_cos();
+            C32::new(c, s)
+        });
+        self.fft.forward(&mut t);
+        t.zip_mut_with(&self.aperture, |t, &a| *t *= a);
+        self.fft.inverse(&mut t);
+        t
+    }
+
+    /// The exit wave of a plane wave (amplitude 1) through the slices: transmit, then
+    /// propagate by each slice's thickness.
+    ///
+    /// # Errors
+    /// Slices of another shape, or different numbers of slices and thicknesses.
+    pub fn run(&mut self, slices: &[Array2<f32>], thicknesses: &[f64]) -> Result<ExitWave> {
+        if slices.len() != thicknesses.len() {
+            return Err(Error::invalid(
+                "thicknesses",
+                format!("{} for {} slices", thicknesses.len(), slices.len()),
+                "one thickness per slice",
+            ));
+        }
+        let mut psi = Array2::from_elem(self.grid.gpts, C32::new(1.0, 0.0));
+        for (slice, &dz) in slices.iter().zip(thicknesses) {
+            if slice.dim() != self.grid.gpts {
+                return Err(Error::invalid(
+                    "slice",
+                    format!("shape {:?}", slice.dim()),
+                    format!("the grid {:?}", self.grid.gpts),
+                ));
+            }
+            let t = self.transmission(slice);
+            psi.zip_mut_with(&t, |p, t| *p *= t);
+            self.propagate(&mut psi, dz)?;
+        }
+        Ok(ExitWave { psi, grid: self.grid, energy: self.energy })
+    }
+}

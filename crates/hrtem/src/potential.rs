@@ -1,0 +1,229 @@
+//! Projected atomic potentials: the Lobato–Van Dyck and Kirkland parametrisations of the
+//! electron scattering factors, and slices of projected potential on a grid, as abTEM's
+//! "infinite" projection builds them (each atom's whole projected potential goes into
+//! the slice that holds its centre; ../shared/notes/hrtem.md §3.2–3.3).
+//!
+//! Units: potentials in V·Å (projected), positions and sampling in Å, spatial
+//! frequencies in Å⁻¹. Grids are indexed `[i, j]` at `x = i·Δx`, `y = j·Δy`.
+
+use crate::atoms::Atoms;
+use crate::fft::Fft2;
+use crate::parametrization_data::COEFFICIENTS;
+use crate::physics::KAPPA;
+use crate::{Error, Result};
+use ndarray::Array2;
+use num_complex::Complex;
+use std::f64::consts::PI;
+
+/// Which scattering-factor parametrisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Parametrization {
+    /// Lobato & Van Dyck (2014), abTEM's default.
+    #[default]
+    Lobato,
+    /// Kirkland (2010).
+    Kirkland,
+}
+
+/// The scaled coefficients of one element: potential-unit amplitudes and ranges.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScatteringFactor {
+    parametrization: Parametrization,
+    scaled: Vec<[f64; 4]>,
+}
+
+impl ScatteringFactor {
+    /// The scattering factor of element `z` (atomic number).
+    ///
+    /// # Errors
+    /// An element without coefficients here (the presets of [`crate::FCC_METALS`]).
+    pub fn new(z: u8, parametrization: Parametrization) -> Result<Self> {
+        let symbol = crate::FCC_METALS.iter().find(|e| e.z == z).map(|e| e.symbol);
+        let row = symbol.and_then(|s| COEFFICIENTS.iter().find(|(sym, ..)| *sym == s)).ok_or_else(|| {
+            let known: Vec<u8> = crate::FCC_METALS.iter().map(|e| e.z).collect();
+            Error::invalid("element", z, format!("an atomic number with coefficients here, one of {known:?}"))
+        })?;
+        let scaled = match parametrization {
+            Parametrization::Lobato => {
+                let [a, b] = row.1;
+                (0..5).map(|i| [PI * PI * a[i] / b[i].powf(1.5) / KAPPA, 2.0 * PI / b[i].sqrt(), 0.0, 0.0]).collect()
+            }
+            Parametrization::Kirkland => {
+                let [a, b, c, d] = row.2;
+                (0..3)
+                    .map(|i| {
+                        [
+                            PI * a[i] / KAPPA,
+                            2.0 * PI * b[i].sqrt(),
+                            PI.powf(1.5) * c[i] / d[i].powf(1.5) / KAPPA,
+                            PI * PI / d[i],
+                        ]
+                    })
+                    .collect()
+            }
+        };
+        Ok(ScatteringFactor { parametrization, scaled })
+    }
+
+    /// The 2-D Fourier transform of the projected potential at `k² ` (Å⁻²), V·Å³.
+    pub fn projected(&self, k2: f64) -> f64 {
+        match self.parametrization {
+            Parametrization::Lobato => {
+                let q = 4.0 * PI * PI * k2;
+                8.0 * PI
+                    * self
+                        .scaled
+                        .iter()
+                        .map(|&[a, b, ..]| a / b / (q + b * b) + a * b / (q + b * b).powi(2))
+                        .sum::<f64>()
+            }
+            Parametrization::Kirkland => self
+                .scaled
+                .iter()
+                .map(|&[a, b, c, d]| {
+                    4.0 * PI * a / (4.0 * PI * PI * k2 + b * b)
+                        + (PI / d).sqrt() * c * PI / d * (-PI * PI * k2 / d).exp()
+                })
+                .sum(),
+        }
+    }
+}
+
+/// Spatial frequencies of an `n`-point grid of spacing `d` (numpy's `fftfreq`), Å⁻¹.
+pub fn frequencies(n: usize, d: f64) -> Vec<f64> {
+    (0..n).map(|i| if i < n.div_ceil(2) { i as f64 } else { i as f64 - n as f64 } / (n as f64 * d)).collect()
+}
+
+/// A simulation grid: points and sampling (Å per pixel) across the beam.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grid {
+    /// Points along x and y.
+    pub gpts: (usize, usize),
+    /// Pixel size along x and y, Å.
+    pub sampling: (f64, f64),
+}
+
+impl Grid {
+    /// A grid covering a box of `extent` Å with pixels of about `sampling` Å (rounded up
+    /// to whole points, sampling then adjusted to fit, as abTEM does).
+    ///
+    /// # Errors
+    /// Non-positive or non-finite extent or sampling.
+    pub fn covering(extent: (f64, f64), sampling: f64) -> Result<Grid> {
+        for v in [extent.0, extent.1, sampling] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid("grid", v, "positive, finite extent and sampling in Å"));
+            }
+        }
+        let n = |e: f64| (e / sampling).ceil().max(1.0) as usize;
+        let gpts = (n(extent.0), n(extent.1));
+        Ok(Grid { gpts, sampling: (extent.0 / gpts.0 as f64, extent.1 / gpts.1 as f64) })
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.gpts.0 == 0 || self.gpts.1 == 0 {
+            return Err(Error::invalid("grid points", format!("{:?}", self.gpts), "at least one each way"));
+        }
+        for v in [self.sampling.0, self.sampling.1] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid("sampling", v, "a positive pixel size in Å"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `k²` on the grid (Å⁻²), `[i, j]` with the frequencies in numpy's FFT order.
+    pub fn k2(&self) -> Array2<f64> {
+        let (kx, ky) = (frequencies(self.gpts.0, self.sampling.0), frequencies(self.gpts.1, self.sampling.1));
+        Array2::from_shape_fn(self.gpts, |(i, j)| kx[i] * kx[i] + ky[j] * ky[j])
+    }
+}
+
+/// Slices of projected potential (V·Å) of atoms in a box: the box's z extent cut into
+/// slices of `thickness` Å (the last one thinner if it does not divide), each atom in
+/// the slice holding its z. Returns the slices and their thicknesses.
+///
+/// # Errors
+/// No atoms, no box (`cell` all zero), atoms outside the box, a bad grid or thickness,
+/// or an element without coefficients.
+pub fn potential_slices(
+    atoms: &Atoms,
+    grid: &Grid,
+    thickness: f64,
+    parametrization: Parametrization,
+) -> Result<(Vec<Array2<f32>>, Vec<f64>)> {
+    grid.check()?;
+    if atoms.is_empty() {
+        return Err(Error::invalid("atoms", "none", "at least one atom"));
+    }
+    if !(thickness.is_finite() && thickness > 0.0) {
+        return Err(Error::invalid("slice thickness", thickness, "a positive thickness in Å"));
+    }
+    let cell = atoms.cell;
+    if cell.iter().any(|&c| !(c.is_finite() && c > 0.0)) {
+        return Err(Error::invalid("cell", format!("{cell:?}"), "a box with positive edges (Atoms::with_vacuum)"));
+    }
+    if let Some(p) = atoms.positions.iter().find(|p| (0..3).any(|i| !(p[i] >= 0.0 && p[i] <= cell[i]))) {
+        return Err(Error::invalid("atom position", format!("{p:?}"), format!("inside the box {cell:?} Å")));
+    }
+    let n_slices = ((cell[2] / thickness).ceil() as usize).max(1);
+    let thicknesses: Vec<f64> = (0..n_slices).map(|s| (cell[2] - s as f64 * thickness).min(thickness)).collect();
+    let k2 = grid.k2();
+    let (nx, ny) = grid.gpts;
+    let (dx, dy) = grid.sampling;
+    // abTEM's pixel correction: sin(q)/q·ΔxΔy with q = √((kxΔx)² + (kyΔy)²).
+    let (kx, ky) = (frequencies(nx, dx), frequencies(ny, dy));
+    let sinc = Array2::from_shape_fn((nx, ny), |(i, j)| {
+        let q = ((kx[i] * dx).powi(2) + (ky[j] * dy).powi(2)).sqrt();
+        if i == 0 && j == 0 { dx * dy } else { q.sin() / q * dx * dy }
+    });
+    let mut species: Vec<u8> = atoms.numbers.clone();
+    species.sort_unstable();
+    species.dedup();
+    let factors: Vec<(u8, Array2<f64>)> = species
+        .iter()
+        .map(|&z| {
+            let f = ScatteringFactor::new(z, parametrization)?;
+            Ok((z, Array2::from_shape_fn((nx, ny), |ix| f.projected(k2[ix]) / sinc[ix])))
+        })
+        .collect::<Result<_>>()?;
+    let fft = Fft2::new(nx, ny);
+    let slice_of = |z: f64| ((z / thickness).floor() as usize).min(n_slices - 1);
+    let slices = (0..n_slices)
+        .map(|s| {
+            let mut total = Array2::<f64>::zeros((nx, ny));
+            for (z, factor) in &factors {
+                let mut deltas = Array2::<Complex<f64>>::zeros((nx, ny));
+                let mut any = false;
+                for (p, _) in atoms.positions.iter().zip(&atoms.numbers).filter(|(p, n)| *n == z && slice_of(p[2]) == s)
+                {
+                    any = true;
+                    // Bilinear deltas at the position in pixels, wrapped periodically.
+                    let (u, v) = (p[0] / dx, p[1] / dy);
+                    let (i0, j0) = (u.floor(), v.floor());
+                    let (fx, fy) = (u - i0, v - j0);
+                    let (i0, j0) = (i0 as i64, j0 as i64);
+                    for (di, dj, w) in [
+                        (0, 0, (1.0 - fx) * (1.0 - fy)),
+                        (1, 0, fx * (1.0 - fy)),
+                        (0, 1, (1.0 - fx) * fy),
+                        (1, 1, fx * fy),
+                    ] {
+                        let (i, j) =
+                            ((i0 + di).rem_euclid(nx as i64) as usize, (j0 + dj).rem_euclid(ny as i64) as usize);
+                        deltas[[i, j]].re += w;
+                    }
+                }
+                if !any {
+                    continue;
+                }
+                fft.forward(&mut deltas);
+                deltas.zip_mut_with(factor, |d, &f| *d *= f);
+                fft.inverse(&mut deltas);
+                total.zip_mut_with(&deltas, |t, d| *t += d.re);
+            }
+            total.mapv(|v| v as f32)
+        })
+        .collect();
+    Ok((slices, thicknesses))
+}
