@@ -139,9 +139,9 @@ impl Grid {
     }
 }
 
-/// Slices of projected potential (V·Å) of atoms in a box: the box's z extent cut into
-/// slices of `thickness` Å (the last one thinner if it does not divide), each atom in
-/// the slice holding its z. Returns the slices and their thicknesses.
+/// Slices of projected potential (V·Å) of atoms in a box: the box's z extent `c` cut
+/// into `n = ⌈c/thickness⌉` equal slices of `c/n` Å (as abTEM does), each atom in the
+/// slice holding its z. Returns the slices and their thicknesses.
 ///
 /// # Errors
 /// No atoms, no box (`cell` all zero), atoms outside the box, a bad grid or thickness,
@@ -167,7 +167,8 @@ pub fn potential_slices(
         return Err(Error::invalid("atom position", format!("{p:?}"), format!("inside the box {cell:?} Å")));
     }
     let n_slices = ((cell[2] / thickness).ceil() as usize).max(1);
-    let thicknesses: Vec<f64> = (0..n_slices).map(|s| (cell[2] - s as f64 * thickness).min(thickness)).collect();
+    let dz = cell[2] / n_slices as f64;
+    let thicknesses = vec![dz; n_slices];
     let k2 = grid.k2();
     let (nx, ny) = grid.gpts;
     let (dx, dy) = grid.sampling;
@@ -188,7 +189,7 @@ pub fn potential_slices(
         })
         .collect::<Result<_>>()?;
     let fft = Fft2::new(nx, ny);
-    let slice_of = |z: f64| ((z / thickness).floor() as usize).min(n_slices - 1);
+    let slice_of = |z: f64| ((z / dz).floor() as usize).min(n_slices - 1);
     let slices = (0..n_slices)
         .map(|s| {
             let mut total = Array2::<f64>::zeros((nx, ny));
