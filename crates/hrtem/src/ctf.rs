@@ -16,6 +16,7 @@ use crate::physics::wavelength;
 use crate::potential::{Grid, frequencies};
 use crate::{Error, Result};
 use ndarray::Array2;
+use rayon::prelude::*;
 use std::f64::consts::PI;
 
 /// Lens parameters (abTEM's names and sign of defocus).
@@ -91,21 +92,48 @@ impl Ctf {
     /// Non-finite parameters, a negative focal spread, a non-positive aperture, a bad
     /// grid or energy.
     pub fn transfer(&self, grid: &Grid, energy: f64) -> Result<Array2<C32>> {
+        let t = self.transfer_transposed(grid, energy)?;
+        let (nx, ny) = grid.gpts;
+        Ok(Array2::from_shape_fn((nx, ny), |(i, j)| t[j * nx + i]))
+    }
+
+    /// The transfer function laid out transposed (`[j, i]`, row-major), as the FFT leaves
+    /// spectra. The angular terms come from `kx`, `ky` directly (`cos 2φ = (kx² − ky²)/k²`,
+    /// `sin 2φ = 2kxky/k²`), one `sin_cos` and one `exp` per pixel, rows in parallel.
+    fn transfer_transposed(&self, grid: &Grid, energy: f64) -> Result<Vec<C32>> {
         self.check()?;
         grid.check()?;
         let lambda = wavelength(energy)?;
-        let (kx, ky) = (frequencies(grid.gpts.0, grid.sampling.0), frequencies(grid.gpts.1, grid.sampling.1));
-        let cutoff = self.semiangle_cutoff.map(|c| c / 1e3);
-        Ok(Array2::from_shape_fn(grid.gpts, |(i, j)| {
-            let alpha = lambda * (kx[i] * kx[i] + ky[j] * ky[j]).sqrt();
-            if cutoff.is_some_and(|c| alpha >= c) {
-                return C32::new(0.0, 0.0);
+        let (nx, ny) = grid.gpts;
+        let (kx, ky) = (frequencies(nx, grid.sampling.0), frequencies(ny, grid.sampling.1));
+        let cutoff2 = self.semiangle_cutoff.map(|c| (c / 1e3 / lambda).powi(2));
+        let (c2, s2) = ((2.0 * self.astigmatism_angle).cos(), (2.0 * self.astigmatism_angle).sin());
+        let c10 = -self.defocus;
+        let scale = 2.0 * PI / lambda;
+        let envelope = 0.5 * PI / lambda * self.focal_spread;
+        let mut out = vec![C32::new(0.0, 0.0); nx * ny];
+        out.par_chunks_mut(nx).enumerate().for_each(|(j, row)| {
+            let ky = ky[j];
+            for (i, v) in row.iter_mut().enumerate() {
+                let kx = kx[i];
+                let k2 = kx * kx + ky * ky;
+                if cutoff2.is_some_and(|c| k2 >= c) {
+                    *v = C32::new(0.0, 0.0);
+                    continue;
+                }
+                let a2 = lambda * lambda * k2;
+                // cos 2(φ − φ12) from cos 2φ and sin 2φ.
+                let astig = if k2 > 0.0 { ((kx * kx - ky * ky) * c2 + 2.0 * kx * ky * s2) / k2 } else { 1.0 };
+                let chi = scale
+                    * (0.5 * a2 * (c10 + self.astigmatism * astig)
+                        + 0.25 * a2 * a2 * self.cs
+                        + a2 * a2 * a2 * self.c50 / 6.0);
+                let e = (-(envelope * a2).powi(2)).exp();
+                let (s, c) = chi.sin_cos();
+                *v = C32::new((c * e) as f32, (-s * e) as f32);
             }
-            let phi = ky[j].atan2(kx[i]);
-            let chi = self.chi(alpha, phi, lambda);
-            let envelope = (-(0.5 * PI / lambda * self.focal_spread * alpha * alpha).powi(2)).exp();
-            C32::new((chi.cos() * envelope) as f32, (-chi.sin() * envelope) as f32)
-        }))
+        });
+        Ok(out)
     }
 
     /// The image intensity `|IFFT(FFT(ψ)·CTF)|²` of an exit wave.
@@ -113,12 +141,15 @@ impl Ctf {
     /// # Errors
     /// As [`Ctf::transfer`].
     pub fn image(&self, exit: &ExitWave) -> Result<Array2<f32>> {
-        let transfer = self.transfer(&exit.grid, exit.energy)?;
-        let fft = crate::fft::Fft2::new(exit.grid.gpts.0, exit.grid.gpts.1);
-        let mut psi = exit.psi.clone();
-        fft.forward(&mut psi);
-        psi.zip_mut_with(&transfer, |p, t| *p *= t);
-        fft.inverse(&mut psi);
-        Ok(psi.mapv(|v| v.norm_sqr()))
+        let transfer = self.transfer_transposed(&exit.grid, exit.energy)?;
+        let (nx, ny) = exit.grid.gpts;
+        let fft = crate::fft::Fft2::new(nx, ny);
+        let mut psi: Vec<C32> = exit.psi.iter().copied().collect();
+        let mut spectrum = vec![C32::new(0.0, 0.0); nx * ny];
+        fft.forward_transposed(&mut psi, &mut spectrum);
+        spectrum.par_iter_mut().zip(transfer.par_iter()).for_each(|(p, t)| *p *= t);
+        fft.inverse_transposed(&mut spectrum, &mut psi);
+        Ok(Array2::from_shape_vec((nx, ny), psi.iter().map(|v| v.norm_sqr()).collect())
+            .unwrap_or_else(|_| Array2::zeros((nx, ny))))
     }
 }

@@ -11,6 +11,7 @@ use crate::potential::{Grid, frequencies};
 use crate::{Error, Result};
 use ndarray::Array2;
 use num_complex::Complex;
+use rayon::prelude::*;
 use std::f64::consts::PI;
 
 /// `Complex<f32>`, the wave's element type.
@@ -52,8 +53,18 @@ pub struct Multislice {
     energy: f64,
     sigma: f64,
     aperture: Array2<f32>,
+    /// The aperture transposed (`ny × nx`), for spectra kept transposed.
+    aperture_t: Vec<f32>,
     fft: Fft2<f32>,
-    propagators: Vec<(u64, Array2<C32>)>,
+    /// Propagators per thickness: as an array (FFT order) and transposed.
+    propagators: Vec<(u64, Array2<C32>, Vec<C32>)>,
+    /// Scratch: a wave-sized buffer and a transposed spectrum.
+    work: Vec<C32>,
+    spectrum: Vec<C32>,
+}
+
+fn transposed<T: Copy>(a: &Array2<T>) -> Vec<T> {
+    a.t().iter().copied().collect()
 }
 
 impl Multislice {
@@ -64,13 +75,18 @@ impl Multislice {
     pub fn new(grid: Grid, energy: f64) -> Result<Self> {
         grid.check()?;
         let sigma = interaction_constant(energy)?;
+        let aperture = antialias_aperture(&grid);
+        let n = grid.gpts.0 * grid.gpts.1;
         Ok(Multislice {
             grid,
             energy,
             sigma,
-            aperture: antialias_aperture(&grid),
+            aperture_t: transposed(&aperture),
+            aperture,
             fft: Fft2::new(grid.gpts.0, grid.gpts.1),
             propagators: Vec::new(),
+            work: vec![C32::new(0.0, 0.0); n],
+            spectrum: vec![C32::new(0.0, 0.0); n],
         })
     }
 
@@ -82,9 +98,14 @@ impl Multislice {
         if !dz.is_finite() {
             return Err(Error::invalid("slice thickness", dz, "a finite thickness in Å"));
         }
+        let i = self.propagator_index(dz)?;
+        Ok(&self.propagators[i].1)
+    }
+
+    fn propagator_index(&mut self, dz: f64) -> Result<usize> {
         let key = dz.to_bits();
-        if let Some(i) = self.propagators.iter().position(|(k, _)| *k == key) {
-            return Ok(&self.propagators[i].1);
+        if let Some(i) = self.propagators.iter().position(|(k, ..)| *k == key) {
+            return Ok(i);
         }
         let lambda = wavelength(self.energy)?;
         let k2 = self.grid.k2();
@@ -93,8 +114,9 @@ impl Multislice {
             C32::new(phase.cos() as f32, phase.sin() as f32)
         });
         p.zip_mut_with(&self.aperture, |p, &a| *p *= a);
-        self.propagators.push((key, p));
-        Ok(&self.propagators[self.propagators.len() - 1].1)
+        let t = transposed(&p);
+        self.propagators.push((key, p, t));
+        Ok(self.propagators.len() - 1)
     }
 
     /// Propagates `psi` by `dz` Å through vacuum (with the antialias aperture).
@@ -157,9 +179,26 @@ impl Multislice {
                     format!("the grid {:?}", self.grid.gpts),
                 ));
             }
-            let t = self.transmission(slice);
-            psi.zip_mut_with(&t, |p, t| *p *= t);
-            self.propagate(&mut psi, dz)?;
+            let p = self.propagator_index(dz)?;
+            let Some(values) = slice.as_slice() else {
+                return Err(Error::invalid("slice", "a strided array", "a standard-layout array"));
+            };
+            let Some(wave) = psi.as_slice_mut() else { break };
+            // t = exp(iσV), band-limited by the aperture (spectrum kept transposed).
+            let sigma = self.sigma as f32;
+            self.work.par_iter_mut().zip(values.par_iter()).for_each(|(w, &v)| {
+                let (s, c) = (sigma * v).sin_cos();
+                *w = C32::new(c, s);
+            });
+            self.fft.forward_transposed(&mut self.work, &mut self.spectrum);
+            self.spectrum.par_iter_mut().zip(self.aperture_t.par_iter()).for_each(|(s, &a)| *s *= a);
+            self.fft.inverse_transposed(&mut self.spectrum, &mut self.work);
+            // Transmit, then propagate by the slice's thickness.
+            wave.par_iter_mut().zip(self.work.par_iter()).for_each(|(w, t)| *w *= t);
+            self.fft.forward_transposed(wave, &mut self.spectrum);
+            let kernel = &self.propagators[p].2;
+            self.spectrum.par_iter_mut().zip(kernel.par_iter()).for_each(|(s, k)| *s *= k);
+            self.fft.inverse_transposed(&mut self.spectrum, wave);
         }
         Ok(ExitWave { psi, grid: self.grid, energy: self.energy })
     }

@@ -181,24 +181,35 @@ pub fn potential_slices(
     let mut species: Vec<u8> = atoms.numbers.clone();
     species.sort_unstable();
     species.dedup();
-    let factors: Vec<(u8, Array2<f64>)> = species
+    // Per element, f_proj(k)/sinc(k), stored transposed (`[j, i]`) to multiply spectra
+    // that the FFT leaves transposed.
+    let factors: Vec<(u8, Vec<f32>)> = species
         .iter()
         .map(|&z| {
             let f = ScatteringFactor::new(z, parametrization)?;
-            Ok((z, Array2::from_shape_fn((nx, ny), |ix| f.projected(k2[ix]) / sinc[ix])))
+            let t: Vec<f32> =
+                (0..ny * nx).map(|q| (f.projected(k2[[q % nx, q / nx]]) / sinc[[q % nx, q / nx]]) as f32).collect();
+            Ok((z, t))
         })
         .collect::<Result<_>>()?;
-    let fft = Fft2::new(nx, ny);
+    let mut deltas = vec![Complex::<f32>::new(0.0, 0.0); nx * ny];
+    let mut spectrum = deltas.clone();
+    let fft = Fft2::<f32>::new(nx, ny);
     let slice_of = |z: f64| ((z / dz).floor() as usize).min(n_slices - 1);
-    let slices = (0..n_slices)
-        .map(|s| {
-            let mut total = Array2::<f64>::zeros((nx, ny));
-            for (z, factor) in &factors {
-                let mut deltas = Array2::<Complex<f64>>::zeros((nx, ny));
-                let mut any = false;
-                for (p, _) in atoms.positions.iter().zip(&atoms.numbers).filter(|(p, n)| *n == z && slice_of(p[2]) == s)
-                {
-                    any = true;
+    let mut slices = vec![Array2::<f32>::zeros((nx, ny)); n_slices];
+    for (z, factor) in &factors {
+        // The slices holding atoms of this element, two at a time: one as the real and one
+        // as the imaginary part of a single FFT (the factor is real and even, so the
+        // parts stay apart).
+        let mut members: Vec<Vec<[f64; 3]>> = vec![Vec::new(); n_slices];
+        for (p, _) in atoms.positions.iter().zip(&atoms.numbers).filter(|(_, n)| *n == z) {
+            members[slice_of(p[2])].push(*p);
+        }
+        let occupied: Vec<usize> = (0..n_slices).filter(|&s| !members[s].is_empty()).collect();
+        for pair in occupied.chunks(2) {
+            deltas.iter_mut().for_each(|d| *d = Complex::new(0.0, 0.0));
+            for (part, &s) in pair.iter().enumerate() {
+                for p in &members[s] {
                     // Bilinear deltas at the position in pixels, wrapped periodically.
                     let (u, v) = (p[0] / dx, p[1] / dy);
                     let (i0, j0) = (u.floor(), v.floor());
@@ -212,19 +223,21 @@ pub fn potential_slices(
                     ] {
                         let (i, j) =
                             ((i0 + di).rem_euclid(nx as i64) as usize, (j0 + dj).rem_euclid(ny as i64) as usize);
-                        deltas[[i, j]].re += w;
+                        if part == 0 {
+                            deltas[i * ny + j].re += w as f32;
+                        } else {
+                            deltas[i * ny + j].im += w as f32;
+                        }
                     }
                 }
-                if !any {
-                    continue;
-                }
-                fft.forward(&mut deltas);
-                deltas.zip_mut_with(factor, |d, &f| *d *= f);
-                fft.inverse(&mut deltas);
-                total.zip_mut_with(&deltas, |t, d| *t += d.re);
             }
-            total.mapv(|v| v as f32)
-        })
-        .collect();
+            fft.forward_transposed(&mut deltas, &mut spectrum);
+            spectrum.iter_mut().zip(factor).for_each(|(d, &f)| *d *= f);
+            fft.inverse_transposed(&mut spectrum, &mut deltas);
+            for (part, &s) in pair.iter().enumerate() {
+                slices[s].iter_mut().zip(&deltas).for_each(|(t, d)| *t += if part == 0 { d.re } else { d.im });
+            }
+        }
+    }
     Ok((slices, thicknesses))
 }

@@ -87,3 +87,39 @@ fn the_projected_potential_integrates_to_its_zero_frequency_factor() {
     assert!(potential_slices(&atoms, &grid, 0.0, Parametrization::Lobato).is_err());
     let _ = Element::AU;
 }
+
+#[test]
+fn the_transfer_function_is_exp_minus_i_chi_with_envelope_and_aperture() {
+    let grid = Grid { gpts: (64, 48), sampling: (0.15, 0.2) };
+    let lens = Ctf {
+        defocus: -120.0,
+        astigmatism: 30.0,
+        astigmatism_angle: 0.7,
+        cs: 3e5,
+        c50: 1e7,
+        focal_spread: 25.0,
+        semiangle_cutoff: Some(25.0),
+    };
+    let t = lens.transfer(&grid, E).unwrap();
+    let lambda = wavelength(E).unwrap();
+    let kx = nanoml_hrtem::potential::frequencies(64, 0.15);
+    let ky = nanoml_hrtem::potential::frequencies(48, 0.2);
+    for (i, j) in [(1, 0), (0, 3), (5, 7), (60, 40), (20, 20)] {
+        let alpha = lambda * (kx[i] * kx[i] + ky[j] * ky[j]).sqrt();
+        let want = if alpha >= 0.025 {
+            num_complex::Complex::new(0.0, 0.0)
+        } else {
+            let chi = lens.chi(alpha, ky[j].atan2(kx[i]), lambda);
+            let e = (-(0.5 * PI / lambda * 25.0 * alpha * alpha).powi(2)).exp();
+            num_complex::Complex::new(chi.cos() * e, -chi.sin() * e)
+        };
+        let got = t[[i, j]];
+        assert!(
+            (f64::from(got.re) - want.re).abs() < 1e-6 && (f64::from(got.im) - want.im).abs() < 1e-6,
+            "({i}, {j}): {got} vs {want}"
+        );
+    }
+    assert!(Ctf { focal_spread: -1.0, ..lens }.transfer(&grid, E).is_err());
+    assert!(Ctf { semiangle_cutoff: Some(0.0), ..lens }.transfer(&grid, E).is_err());
+    assert!((Ctf::scherzer_defocus(2e5, E).unwrap() - (1.5 * 2e5 * lambda).sqrt()).abs() < 1e-12);
+}
