@@ -1,9 +1,11 @@
 //! # nanoml-hrtem
 //!
 //! High-resolution TEM of metal nanoparticles, for the column-height method (Ragone et
-//! al. 2020, after Madsen et al. 2018). This first part builds the particles: FCC
-//! clusters and the Wulff construction exactly as ASE builds them, orientation to zone
-//! axes, placement in a simulation box, XYZ export. Lengths are in Å.
+//! al. 2020, after Madsen et al. 2018): particles (FCC clusters and the Wulff
+//! construction exactly as ASE builds them, zone axes, boxes, XYZ), their images (Lobato
+//! or Kirkland potentials, plane-wave multislice and CTF as abTEM computes them, the
+//! PyQSTEM detector chain, random microscopes with Ragone's ranges) and the ground truth
+//! (columns, height maps, class maps). Lengths are in Å, energies in eV.
 //!
 //! | what | where | matches |
 //! |---|---|---|
@@ -11,6 +13,12 @@
 //! | FCC clusters bounded by Miller families | [`wulff::fcc_cluster`] | `ase.cluster.FaceCenteredCubic` |
 //! | Wulff construction with ASE's rounding modes | [`wulff::wulff_construction`] | `ase.cluster.wulff_construction`, atom for atom |
 //! | zone-axis orientation, rotations, boxes with vacuum, XYZ | [`Atoms`] | ASE's extended XYZ |
+//! | wavelength, interaction constant | [`physics`] | abTEM 1.0.11 |
+//! | projected potentials (Lobato, Kirkland), slices | [`potential`] | abTEM's infinite projection |
+//! | multislice to an exit wave | [`multislice::Multislice`] | abTEM (exit waves to 1e-5 of the peak) |
+//! | lens: CTF, temporal envelope, aperture | [`ctf::Ctf`] | abTEM (images to 1e-5 of the peak) |
+//! | blur, dose noise, MTF, local normalisation, random microscopes | [`detector`] | PyQSTEM's `detect`, Ragone's Table 1 |
+//! | columns, height maps, class maps | [`truth`] | Ragone's and Madsen's labels |
 //!
 //! ```
 //! use nanoml_hrtem::wulff::{wulff_construction, Rounding};
@@ -27,6 +35,7 @@
 
 mod atoms;
 pub mod ctf;
+pub mod detector;
 mod element;
 mod error;
 mod fft;
