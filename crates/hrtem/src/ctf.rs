@@ -89,8 +89,8 @@ impl Ctf {
     /// The transfer function on `grid` at `energy` eV (FFT order).
     ///
     /// # Errors
-    /// Non-finite parameters, a negative focal spread, a non-positive aperture, a bad
-    /// grid or energy.
+    /// Non-finite parameters, a negative focal spread, a non-positive aperture or one
+    /// beyond the grid's antialias band limit, a bad grid or energy.
     pub fn transfer(&self, grid: &Grid, energy: f64) -> Result<Array2<C32>> {
         let t = self.transfer_transposed(grid, energy)?;
         let (nx, ny) = grid.gpts;
@@ -104,6 +104,17 @@ impl Ctf {
         self.check()?;
         grid.check()?;
         let lambda = wavelength(energy)?;
+        // The antialias band limit of the multislice, as an angle.
+        let band_limit = lambda * (2.0 / 3.0) / (2.0 * grid.sampling.0.max(grid.sampling.1)) * 1e3;
+        if let Some(c) = self.semiangle_cutoff
+            && c > band_limit
+        {
+            return Err(Error::invalid(
+                "semiangle_cutoff",
+                c,
+                format!("at most the grid's band limit of {band_limit:.1} mrad (finer sampling allows more)"),
+            ));
+        }
         let (nx, ny) = grid.gpts;
         let (kx, ky) = (frequencies(nx, grid.sampling.0), frequencies(ny, grid.sampling.1));
         let cutoff2 = self.semiangle_cutoff.map(|c| (c / 1e3 / lambda).powi(2));

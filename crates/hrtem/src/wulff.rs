@@ -275,6 +275,60 @@ pub fn wulff_construction(
 }
 
 impl Cluster {
+    /// The cluster with `remove` random surface atoms taken away and then `add` atoms put
+    /// on random empty lattice sites next to the surface (Ragone et al.'s random
+    /// insertion and removal), seeded. Surface atoms have fewer than 12 nearest
+    /// neighbours; candidate sites are the empty nearest-neighbour sites of the atoms
+    /// (the FCC vectors `(±a/2, ±a/2, 0)` and permutations), so the particle stays on
+    /// its lattice. Works on the unrotated cluster.
+    ///
+    /// # Errors
+    /// More removals than surface atoms.
+    pub fn with_surface_noise(&self, remove: usize, add: usize, seed: u64) -> Result<Cluster> {
+        let h = self.lattice_constant / 2.0;
+        let key = |p: &[f64; 3]| p.map(|c| (c / h).round() as i64);
+        let mut sites: std::collections::BTreeMap<[i64; 3], [f64; 3]> =
+            self.atoms.positions.iter().map(|p| (key(p), *p)).collect();
+        let vectors: Vec<[i64; 3]> = [[1, 1, 0], [1, -1, 0], [-1, 1, 0], [-1, -1, 0]]
+            .iter()
+            .flat_map(|v| [*v, [v[0], 0, v[1]], [0, v[0], v[1]]])
+            .collect();
+        let neighbours = |k: &[i64; 3]| {
+            let k = *k;
+            vectors.iter().map(move |v| [k[0] + v[0], k[1] + v[1], k[2] + v[2]])
+        };
+        let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut surface: Vec<[i64; 3]> =
+            sites.keys().filter(|k| neighbours(k).filter(|n| sites.contains_key(n)).count() < 12).copied().collect();
+        if remove > surface.len() {
+            return Err(Error::invalid("remove", remove, format!("at most the {} surface atoms", surface.len())));
+        }
+        rng.shuffle(&mut surface);
+        for k in &surface[..remove] {
+            sites.remove(k);
+        }
+        let origin = self.atoms.positions.first().copied().unwrap_or([0.0; 3]);
+        let offset = [0, 1, 2].map(|i| origin[i] - key(&origin)[i] as f64 * h);
+        for _ in 0..add {
+            let mut empty: Vec<[i64; 3]> =
+                sites.keys().flat_map(|k| neighbours(k)).filter(|n| !sites.contains_key(n)).collect();
+            empty.sort_unstable();
+            empty.dedup();
+            if empty.is_empty() {
+                break;
+            }
+            let k = empty[rng.index(empty.len())];
+            sites.insert(k, [0, 1, 2].map(|i| k[i] as f64 * h + offset[i]));
+        }
+        let positions: Vec<[f64; 3]> = sites.into_values().collect();
+        let z = self.atoms.numbers.first().copied().unwrap_or(79);
+        Ok(Cluster {
+            atoms: Atoms { numbers: vec![z; positions.len()], positions, cell: [0.0; 3] },
+            planes: self.planes.clone(),
+            lattice_constant: self.lattice_constant,
+        })
+    }
+
     /// For each listed family (reduced Miller index), the atoms in the outermost layer
     /// of each of its planes, summed over the planes: the atoms on its facets (edges and
     /// vertices of other facets count where a family does not bound the cluster).
@@ -323,6 +377,25 @@ mod tests {
         let c = fcc_cluster(Element::AU, &[[1, 0, 0]], &[2], None).unwrap();
         assert_eq!(c.atoms.len(), 63);
         assert_eq!(c.planes.len(), 6);
+    }
+
+    #[test]
+    fn surface_noise_keeps_the_lattice() {
+        let c =
+            wulff_construction(Element::AU, &[[1, 0, 0], [1, 1, 1]], &[1.0, 1.0], 300, Rounding::Above, None).unwrap();
+        let noisy = c.with_surface_noise(20, 12, 7).unwrap();
+        assert_eq!(noisy.atoms.len(), c.atoms.len() - 20 + 12);
+        // Every atom is still on the original FCC lattice (a shared half-cell grid).
+        let h = c.lattice_constant / 2.0;
+        let o = c.atoms.positions[0];
+        for p in &noisy.atoms.positions {
+            for i in 0..3 {
+                let q = (p[i] - o[i]) / h;
+                assert!((q - q.round()).abs() < 1e-9);
+            }
+        }
+        assert_eq!(c.with_surface_noise(20, 12, 7).unwrap(), noisy);
+        assert!(c.with_surface_noise(100_000, 0, 7).is_err());
     }
 
     #[test]

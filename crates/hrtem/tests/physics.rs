@@ -123,3 +123,24 @@ fn the_transfer_function_is_exp_minus_i_chi_with_envelope_and_aperture() {
     assert!(Ctf { semiangle_cutoff: Some(0.0), ..lens }.transfer(&grid, E).is_err());
     assert!((Ctf::scherzer_defocus(2e5, E).unwrap() - (1.5 * 2e5 * lambda).sqrt()).abs() < 1e-12);
 }
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    use nanoml_hrtem::Error;
+    let grid = Grid { gpts: (64, 64), sampling: (0.2, 0.2) };
+    // The band limit at 0.2 Å and 300 keV is 32.8 mrad.
+    let wide = Ctf { semiangle_cutoff: Some(40.0), ..Ctf::default() };
+    assert!(matches!(wide.transfer(&grid, E), Err(Error::InvalidParameter { .. })));
+    assert!(Ctf { semiangle_cutoff: Some(30.0), ..Ctf::default() }.transfer(&grid, E).is_ok());
+    assert!(Multislice::new(Grid { gpts: (64, 64), sampling: (0.0, 0.2) }, E).is_err());
+    assert!(Multislice::new(Grid { gpts: (0, 64), sampling: (0.2, 0.2) }, E).is_err());
+    assert!(Grid::covering((10.0, -1.0), 0.2).is_err());
+    let empty = Atoms { cell: [10.0; 3], ..Atoms::default() };
+    assert!(potential_slices(&empty, &grid, 1.0, Parametrization::Lobato).is_err());
+    let unknown = Atoms { numbers: vec![92], positions: vec![[1.0, 1.0, 1.0]], cell: [10.0; 3] };
+    assert!(potential_slices(&unknown, &grid, 1.0, Parametrization::Lobato).is_err());
+    assert!(Element::from_symbol("U").is_err());
+    let mut ms = Multislice::new(grid, E).unwrap();
+    assert!(ms.run(&[Array2::zeros((32, 32))], &[1.0]).is_err());
+    assert!(ms.run(&[Array2::zeros((64, 64))], &[]).is_err());
+}
