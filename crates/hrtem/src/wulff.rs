@@ -311,7 +311,7 @@ impl Cluster {
         let offset = [0, 1, 2].map(|i| origin[i] - key(&origin)[i] as f64 * h);
         for _ in 0..add {
             let mut empty: Vec<[i64; 3]> =
-                sites.keys().flat_map(|k| neighbours(k)).filter(|n| !sites.contains_key(n)).collect();
+                sites.keys().flat_map(&neighbours).filter(|n| !sites.contains_key(n)).collect();
             empty.sort_unstable();
             empty.dedup();
             if empty.is_empty() {
