@@ -3,8 +3,11 @@
 //!
 //! `χ(α, φ) = (2π/λ)·[½α²(C10 + C12 cos 2(φ − φ12)) + ¼α⁴ C30 + ⅙α⁶ C50]` with `α = λ|k|`
 //! (small-angle, as abTEM and QSTEM), `φ = atan2(ky, kx)`; `CTF = exp(−iχ)·A(α)·E_t(α)`
-//! with the temporal envelope `E_t = exp(−(½πΔα²/λ)²)` (Δ the focal spread, 1/e width)
-//! and an optional hard objective aperture. Lengths in Å, angles in rad except the
+//! with the temporal envelope `E_t = exp(−(½πΔα²/λ)²)` (Δ the focal spread, 1/e width),
+//! the spatial envelope `E_s = exp(−(β/2)²·((∂χ/∂α)² + (∂χ/∂φ)²))` as abTEM writes it
+//! (`∂χ/∂α = (2π/λ)[(C10 + C12 cos 2(φ−φ12))α + C30α³ + C50α⁵]`,
+//! `∂χ/∂φ = −(2π/λ)·C12 sin 2(φ−φ12)·α`, β the angular spread) and an optional hard
+//! objective aperture. Lengths in Å, angles in rad except the
 //! aperture (mrad).
 //!
 //! Sign conventions: abTEM's `defocus` is `−C10` (positive = underfocus, the Scherzer
@@ -34,6 +37,8 @@ pub struct Ctf {
     pub c50: f64,
     /// Focal spread Δ (1/e width), Å; 0 = none.
     pub focal_spread: f64,
+    /// Angular spread β (partial spatial coherence), mrad; 0 = none (Ragone, Madsen).
+    pub angular_spread: f64,
     /// Objective aperture semi-angle, mrad; `None` = no aperture (Ragone, Madsen).
     pub semiangle_cutoff: Option<f64>,
 }
@@ -67,6 +72,9 @@ impl Ctf {
         }
         if !(self.focal_spread.is_finite() && self.focal_spread >= 0.0) {
             return Err(Error::invalid("focal_spread", self.focal_spread, "a finite width ≥ 0 Å"));
+        }
+        if !(self.angular_spread.is_finite() && self.angular_spread >= 0.0) {
+            return Err(Error::invalid("angular_spread", self.angular_spread, "a finite angle ≥ 0 mrad"));
         }
         if let Some(c) = self.semiangle_cutoff
             && !(c.is_finite() && c > 0.0)
@@ -122,6 +130,7 @@ impl Ctf {
         let c10 = -self.defocus;
         let scale = 2.0 * PI / lambda;
         let envelope = 0.5 * PI / lambda * self.focal_spread;
+        let half_beta2 = (self.angular_spread / 1e3 / 2.0).powi(2);
         let mut out = vec![C32::new(0.0, 0.0); nx * ny];
         out.par_chunks_mut(nx).enumerate().for_each(|(j, row)| {
             let ky = ky[j];
@@ -133,13 +142,27 @@ impl Ctf {
                     continue;
                 }
                 let a2 = lambda * lambda * k2;
-                // cos 2(φ − φ12) from cos 2φ and sin 2φ.
-                let astig = if k2 > 0.0 { ((kx * kx - ky * ky) * c2 + 2.0 * kx * ky * s2) / k2 } else { 1.0 };
+                // cos 2(φ − φ12) and sin 2(φ − φ12) from cos 2φ and sin 2φ.
+                let (astig, astig_sin) = if k2 > 0.0 {
+                    let (cos2, sin2) = ((kx * kx - ky * ky) / k2, 2.0 * kx * ky / k2);
+                    (cos2 * c2 + sin2 * s2, sin2 * c2 - cos2 * s2)
+                } else {
+                    (1.0, 0.0)
+                };
                 let chi = scale
                     * (0.5 * a2 * (c10 + self.astigmatism * astig)
                         + 0.25 * a2 * a2 * self.cs
                         + a2 * a2 * a2 * self.c50 / 6.0);
-                let e = (-(envelope * a2).powi(2)).exp();
+                let mut e = (-(envelope * a2).powi(2)).exp();
+                if half_beta2 > 0.0 {
+                    let alpha = a2.sqrt();
+                    let dk = scale
+                        * ((self.astigmatism * astig + c10) * alpha
+                            + self.cs * alpha * a2
+                            + self.c50 * alpha * a2 * a2);
+                    let dphi = -scale * self.astigmatism * astig_sin * alpha;
+                    e *= (-half_beta2 * (dk * dk + dphi * dphi)).exp();
+                }
                 let (s, c) = chi.sin_cos();
                 *v = C32::new((c * e) as f32, (-s * e) as f32);
             }

@@ -98,6 +98,7 @@ fn the_transfer_function_is_exp_minus_i_chi_with_envelope_and_aperture() {
         cs: 3e5,
         c50: 1e7,
         focal_spread: 25.0,
+        angular_spread: 0.0,
         semiangle_cutoff: Some(25.0),
     };
     let t = lens.transfer(&grid, E).unwrap();
