@@ -180,9 +180,7 @@ impl Ctf {
         let fft = crate::fft::Fft2::new(nx, ny);
         let mut psi: Vec<C32> = exit.psi.iter().copied().collect();
         let mut spectrum = vec![C32::new(0.0, 0.0); nx * ny];
-        fft.forward_transposed(&mut psi, &mut spectrum);
-        spectrum.par_iter_mut().zip(transfer.par_iter()).for_each(|(p, t)| *p *= t);
-        fft.inverse_transposed(&mut spectrum, &mut psi);
+        fft.filter(&mut psi, &transfer, &mut spectrum);
         Ok(Array2::from_shape_vec((nx, ny), psi.iter().map(|v| v.norm_sqr()).collect())
             .unwrap_or_else(|_| Array2::zeros((nx, ny))))
     }

@@ -153,14 +153,18 @@ pub fn apply_mtf(image: &Array2<f32>, sampling: (f64, f64), c: [f64; 4]) -> Resu
     }
     let (nx, ny) = image.dim();
     let (kx, ky) = (frequencies(nx, sampling.0), frequencies(ny, sampling.1));
-    let fft = Fft2::<f32>::new(nx, ny);
-    let mut a = image.mapv(|v| Complex::new(v, 0.0));
-    fft.forward(&mut a);
-    for ((i, j), v) in a.indexed_iter_mut() {
-        *v *= mtf((kx[i] * kx[i] + ky[j] * ky[j]).sqrt(), c).max(0.0).sqrt() as f32;
-    }
-    fft.inverse(&mut a);
-    Ok(a.mapv(|v| (v.re + v.im) / 2.0))
+    // √MTF laid out transposed (`[j, i]`), as the FFT leaves the spectrum.
+    let kernel: Vec<f32> = (0..ny * nx)
+        .map(|q| {
+            let (i, j) = (q % nx, q / nx);
+            mtf((kx[i] * kx[i] + ky[j] * ky[j]).sqrt(), c).max(0.0).sqrt() as f32
+        })
+        .collect();
+    let mut a: Vec<Complex<f32>> = image.iter().map(|&v| Complex::new(v, 0.0)).collect();
+    let mut spectrum = vec![Complex::new(0.0, 0.0); nx * ny];
+    Fft2::<f32>::new(nx, ny).filter(&mut a, &kernel, &mut spectrum);
+    Ok(Array2::from_shape_vec((nx, ny), a.iter().map(|v| (v.re + v.im) / 2.0).collect())
+        .unwrap_or_else(|_| Array2::zeros((nx, ny))))
 }
 
 /// Ragone's `local_normalize`: min–max to [0, 1], subtract a Gaussian blur of width

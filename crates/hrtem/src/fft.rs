@@ -1,8 +1,9 @@
 //! Two-dimensional FFTs with rustfft plans made once per grid and reused. A 2-D
-//! transform is a parallel pass of row FFTs, a blocked transpose, a second parallel pass
-//! and a transpose back; `inverse` includes the 1/N of numpy's `ifft2`.
+//! transform is a parallel pass of row FFTs, a tiled transpose and a second parallel
+//! pass; the spectrum stays transposed, so filtering (multiply by a kernel stored
+//! transposed, transform back) needs no transpose in between. The inverse includes the
+//! 1/N of numpy's `ifft2`.
 
-use ndarray::Array2;
 use num_complex::Complex;
 use rayon::prelude::*;
 use rustfft::{Fft, FftPlanner, num_traits::Float};
@@ -54,24 +55,6 @@ impl<T: rustfft::FftNum + Float> Fft2<T> {
         }
     }
 
-    fn run(&self, a: &mut Array2<Complex<T>>, inverse: bool) {
-        let (nx, ny) = self.shape;
-        let (row, col) = if inverse { (&self.rows.1, &self.cols.1) } else { (&self.rows.0, &self.cols.0) };
-        if a.as_slice().is_none() {
-            *a = a.as_standard_layout().into_owned();
-        }
-        let Some(flat) = a.as_slice_mut() else { return };
-        fft_rows(row, flat, ny);
-        let mut t = vec![Complex::new(T::zero(), T::zero()); nx * ny];
-        transpose(flat, &mut t, nx, ny);
-        fft_rows(col, &mut t, nx);
-        transpose(&t, flat, ny, nx);
-        if inverse {
-            let scale = T::one() / T::from(nx * ny).unwrap_or_else(T::one);
-            flat.par_iter_mut().for_each(|v| *v = *v * scale);
-        }
-    }
-
     /// The spectrum of `a` (`nx × ny`, row-major) written transposed (`ny × nx`) into
     /// `out`; `a` is left as scratch. Saves the transpose back when the spectrum is only
     /// multiplied by a kernel stored transposed.
@@ -93,11 +76,15 @@ impl<T: rustfft::FftNum + Float> Fft2<T> {
         a.par_iter_mut().for_each(|v| *v = *v * scale);
     }
 
-    pub(crate) fn forward(&self, a: &mut Array2<Complex<T>>) {
-        self.run(a, false);
-    }
-
-    pub(crate) fn inverse(&self, a: &mut Array2<Complex<T>>) {
-        self.run(a, true);
+    /// `a ← IFFT(FFT(a)·kernel)`: the one filtering step every caller needs, with
+    /// `kernel` laid out transposed (`[j, i]`) as the spectrum is; `spectrum` is scratch
+    /// of the same length.
+    pub(crate) fn filter<K: Copy + Send + Sync>(&self, a: &mut [Complex<T>], kernel: &[K], spectrum: &mut [Complex<T>])
+    where
+        Complex<T>: std::ops::MulAssign<K>,
+    {
+        self.forward_transposed(a, spectrum);
+        spectrum.par_iter_mut().zip(kernel.par_iter()).for_each(|(s, &k)| *s *= k);
+        self.inverse_transposed(spectrum, a);
     }
 }

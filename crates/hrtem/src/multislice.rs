@@ -125,10 +125,13 @@ impl Multislice {
     /// A wave of another shape, a non-finite `dz`.
     pub fn propagate(&mut self, psi: &mut Array2<C32>, dz: f64) -> Result<()> {
         self.check_shape(psi)?;
-        self.fft.forward(psi);
-        let p = self.propagator(dz)?;
-        psi.zip_mut_with(p, |v, p| *v *= p);
-        self.fft.inverse(psi);
+        let p = self.propagator_index(dz)?;
+        if psi.as_slice().is_none() {
+            *psi = psi.as_standard_layout().into_owned();
+        }
+        if let Some(wave) = psi.as_slice_mut() {
+            self.fft.filter(wave, &self.propagators[p].2, &mut self.spectrum);
+        }
         Ok(())
     }
 
@@ -146,15 +149,23 @@ impl Multislice {
     /// The band-limited transmission function `exp(iσV)` of a slice of projected
     /// potential (V·Å).
     pub fn transmission(&self, slice: &Array2<f32>) -> Array2<C32> {
+        let n = slice.len();
+        let (mut t, mut spectrum) = (vec![C32::new(0.0, 0.0); n], vec![C32::new(0.0, 0.0); n]);
+        self.transmission_into(slice, &mut t, &mut spectrum);
+        Array2::from_shape_vec(slice.dim(), t).unwrap_or_else(|_| Array2::zeros(slice.dim()))
+    }
+
+    /// `exp(iσV)` of `slice` into `out`, band-limited by the aperture; `spectrum` is
+    /// scratch.
+    fn transmission_into(&self, slice: &Array2<f32>, out: &mut [C32], spectrum: &mut [C32]) {
         let sigma = self.sigma as f32;
-        let mut t = slice.mapv(|v| {
+        let values = slice.as_standard_layout();
+        let values = values.as_slice().unwrap_or_default();
+        out.par_iter_mut().zip(values.par_iter()).for_each(|(w, &v)| {
             let (s, c) = (sigma * v).sin_cos();
-            C32::new(c, s)
+            *w = C32::new(c, s);
         });
-        self.fft.forward(&mut t);
-        t.zip_mut_with(&self.aperture, |t, &a| *t *= a);
-        self.fft.inverse(&mut t);
-        t
+        self.fft.filter(out, &self.aperture_t, spectrum);
     }
 
     /// The exit wave of a plane wave (amplitude 1) through the slices: transmit, then
@@ -180,25 +191,14 @@ impl Multislice {
                 ));
             }
             let p = self.propagator_index(dz)?;
-            let Some(values) = slice.as_slice() else {
-                return Err(Error::invalid("slice", "a strided array", "a standard-layout array"));
-            };
+            // The scratch buffers are taken out while `self` lends the plans.
+            let (mut work, mut spectrum) = (std::mem::take(&mut self.work), std::mem::take(&mut self.spectrum));
+            self.transmission_into(slice, &mut work, &mut spectrum);
+            (self.work, self.spectrum) = (work, spectrum);
             let Some(wave) = psi.as_slice_mut() else { break };
-            // t = exp(iσV), band-limited by the aperture (spectrum kept transposed).
-            let sigma = self.sigma as f32;
-            self.work.par_iter_mut().zip(values.par_iter()).for_each(|(w, &v)| {
-                let (s, c) = (sigma * v).sin_cos();
-                *w = C32::new(c, s);
-            });
-            self.fft.forward_transposed(&mut self.work, &mut self.spectrum);
-            self.spectrum.par_iter_mut().zip(self.aperture_t.par_iter()).for_each(|(s, &a)| *s *= a);
-            self.fft.inverse_transposed(&mut self.spectrum, &mut self.work);
             // Transmit, then propagate by the slice's thickness.
             wave.par_iter_mut().zip(self.work.par_iter()).for_each(|(w, t)| *w *= t);
-            self.fft.forward_transposed(wave, &mut self.spectrum);
-            let kernel = &self.propagators[p].2;
-            self.spectrum.par_iter_mut().zip(kernel.par_iter()).for_each(|(s, k)| *s *= k);
-            self.fft.inverse_transposed(&mut self.spectrum, wave);
+            self.fft.filter(wave, &self.propagators[p].2, &mut self.spectrum);
         }
         Ok(ExitWave { psi, grid: self.grid, energy: self.energy })
     }

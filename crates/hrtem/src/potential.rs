@@ -231,9 +231,7 @@ pub fn potential_slices(
                     }
                 }
             }
-            fft.forward_transposed(&mut deltas, &mut spectrum);
-            spectrum.iter_mut().zip(factor).for_each(|(d, &f)| *d *= f);
-            fft.inverse_transposed(&mut spectrum, &mut deltas);
+            fft.filter(&mut deltas, factor, &mut spectrum);
             for (part, &s) in pair.iter().enumerate() {
                 slices[s].iter_mut().zip(&deltas).for_each(|(t, d)| *t += if part == 0 { d.re } else { d.im });
             }
