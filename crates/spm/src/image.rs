@@ -158,33 +158,28 @@ impl SpmImage {
     /// format (the error lists them).
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|source| nanoml_core::Error::Io { path: path.to_path_buf(), source })?;
         let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
-        let with_path = |e: Error| match e {
-            Error::Corrupt { format, path: None, reason } => {
-                Error::Corrupt { format, path: Some(path.to_path_buf()), reason }
+        crate::io::read_file(path, |bytes| {
+            if bytes.starts_with(b"GWYP") {
+                crate::io::gwy::parse_gwy(bytes)
+                    .and_then(|top| crate::io::gwy::channels(&top))
+                    .map(|c| Self::from_gwy(&c))
+            } else if bytes.starts_with(b":NANONIS_VERSION:") {
+                crate::io::sxm::parse_sxm(bytes).map(|f| Self::from_sxm(&f))
+            } else if ext == "ibw" {
+                crate::io::ibw::parse_ibw(bytes).and_then(|w| Self::from_igor(&w))
+            } else if ext == "dat" {
+                crate::io::raw::parse_raw_f64(bytes).map(|d| Self::from_heights("height", "", d))
+            } else {
+                Err(Error::Unsuitable {
+                    what: "SPM file",
+                    reason: format!(
+                        "{} is none of the supported formats (Gwyddion .gwy, Nanonis .sxm, Igor .ibw, raw f64 .dat)",
+                        path.display()
+                    ),
+                })
             }
-            other => other,
-        };
-        let image = if bytes.starts_with(b"GWYP") {
-            crate::io::gwy::parse_gwy(&bytes).and_then(|top| crate::io::gwy::channels(&top)).map(|c| Self::from_gwy(&c))
-        } else if bytes.starts_with(b":NANONIS_VERSION:") {
-            crate::io::sxm::parse_sxm(&bytes).map(|f| Self::from_sxm(&f))
-        } else if ext == "ibw" {
-            crate::io::ibw::parse_ibw(&bytes).and_then(|w| Self::from_igor(&w))
-        } else if ext == "dat" {
-            crate::io::raw::parse_raw_f64(&bytes).map(|d| Self::from_heights("height", "", d))
-        } else {
-            return Err(Error::Unsuitable {
-                what: "SPM file",
-                reason: format!(
-                    "{} is none of the supported formats (Gwyddion .gwy, Nanonis .sxm, Igor .ibw, raw f64 .dat)",
-                    path.display()
-                ),
-            });
-        };
-        image.map_err(with_path)
+        })
     }
 
     /// A one-channel image of a bare height map (`size` unknown).
