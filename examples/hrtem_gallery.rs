@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result};
 use nanoml::core::draw;
-use nanoml::core::io::png::write_rgb8;
+use nanoml::core::io::png::{to_u8_scaled, write_rgb8};
 use nanoml::hrtem::Element;
 use nanoml::hrtem::detector::{MicroscopeRanges, local_normalize};
 use nanoml::hrtem::multislice::Multislice;
@@ -22,11 +22,8 @@ use std::time::Instant;
 
 /// Grey tile of an image scaled to its own range, into the panel at (row, col).
 fn paste(panel: &mut Array3<u8>, image: &Array2<f32>, (row, col): (usize, usize)) {
-    let (lo, hi) = image.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    for ((i, j), &v) in image.indexed_iter() {
-        // Image axis 0 is x: draw it across, with y running down the panel.
-        let g = (255.0 * (v - lo) / span).round() as u8;
+    // Image axis 0 is x: draw it across, with y running down the panel.
+    for ((j, i), &g) in to_u8_scaled(image.t(), None).indexed_iter() {
         for c in 0..3 {
             panel[[row + j, col + i, c]] = g;
         }
