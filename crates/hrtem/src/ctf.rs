@@ -14,12 +14,12 @@
 //! side for positive Cs); QSTEM's `defocus` is `C10`. [`Ctf::defocus`] follows abTEM;
 //! [`Ctf::from_qstem_defocus`] converts.
 
+use crate::fft::{Fft2, Kernel, nothing};
 use crate::multislice::{C32, ExitWave};
 use crate::physics::wavelength;
 use crate::potential::{Grid, frequencies};
 use crate::{Error, Result};
 use ndarray::Array2;
-use rayon::prelude::*;
 use std::f64::consts::PI;
 
 /// Lens parameters (abTEM's names and sign of defocus).
@@ -100,15 +100,14 @@ impl Ctf {
     /// Non-finite parameters, a negative focal spread, a non-positive aperture or one
     /// beyond the grid's antialias band limit, a bad grid or energy.
     pub fn transfer(&self, grid: &Grid, energy: f64) -> Result<Array2<C32>> {
-        let t = self.transfer_transposed(grid, energy)?;
-        let (nx, ny) = grid.gpts;
-        Ok(Array2::from_shape_fn((nx, ny), |(i, j)| t[j * nx + i]))
+        let t = self.transfer_fn(grid, energy)?;
+        Ok(Array2::from_shape_fn(grid.gpts, |(i, j)| t(i, j)))
     }
 
-    /// The transfer function laid out transposed (`[j, i]`, row-major), as the FFT leaves
-    /// spectra. The angular terms come from `kx`, `ky` directly (`cos 2φ = (kx² − ky²)/k²`,
-    /// `sin 2φ = 2kxky/k²`), one `sin_cos` and one `exp` per pixel, rows in parallel.
-    fn transfer_transposed(&self, grid: &Grid, energy: f64) -> Result<Vec<C32>> {
+    /// The transfer function as a function of the frequency indices `(i, j)`. The
+    /// angular terms come from `kx`, `ky` directly (`cos 2φ = (kx² − ky²)/k²`,
+    /// `sin 2φ = 2kxky/k²`): one `sin_cos` and one `exp` per pixel.
+    fn transfer_fn(&self, grid: &Grid, energy: f64) -> Result<impl Fn(usize, usize) -> C32 + Sync + use<>> {
         self.check()?;
         grid.check()?;
         let lambda = wavelength(energy)?;
@@ -131,43 +130,36 @@ impl Ctf {
         let scale = 2.0 * PI / lambda;
         let envelope = 0.5 * PI / lambda * self.focal_spread;
         let half_beta2 = (self.angular_spread / 1e3 / 2.0).powi(2);
-        let mut out = vec![C32::new(0.0, 0.0); nx * ny];
-        out.par_chunks_mut(nx).enumerate().for_each(|(j, row)| {
-            let ky = ky[j];
-            for (i, v) in row.iter_mut().enumerate() {
-                let kx = kx[i];
-                let k2 = kx * kx + ky * ky;
-                if cutoff2.is_some_and(|c| k2 >= c) {
-                    *v = C32::new(0.0, 0.0);
-                    continue;
-                }
-                let a2 = lambda * lambda * k2;
-                // cos 2(φ − φ12) and sin 2(φ − φ12) from cos 2φ and sin 2φ.
-                let (astig, astig_sin) = if k2 > 0.0 {
-                    let (cos2, sin2) = ((kx * kx - ky * ky) / k2, 2.0 * kx * ky / k2);
-                    (cos2 * c2 + sin2 * s2, sin2 * c2 - cos2 * s2)
-                } else {
-                    (1.0, 0.0)
-                };
-                let chi = scale
-                    * (0.5 * a2 * (c10 + self.astigmatism * astig)
-                        + 0.25 * a2 * a2 * self.cs
-                        + a2 * a2 * a2 * self.c50 / 6.0);
-                let mut e = (-(envelope * a2).powi(2)).exp();
-                if half_beta2 > 0.0 {
-                    let alpha = a2.sqrt();
-                    let dk = scale
-                        * ((self.astigmatism * astig + c10) * alpha
-                            + self.cs * alpha * a2
-                            + self.c50 * alpha * a2 * a2);
-                    let dphi = -scale * self.astigmatism * astig_sin * alpha;
-                    e *= (-half_beta2 * (dk * dk + dphi * dphi)).exp();
-                }
-                let (s, c) = chi.sin_cos();
-                *v = C32::new((c * e) as f32, (-s * e) as f32);
+        let lens = *self;
+        Ok(move |i: usize, j: usize| {
+            let (kx, ky) = (kx[i], ky[j]);
+            let k2 = kx * kx + ky * ky;
+            if cutoff2.is_some_and(|c| k2 >= c) {
+                return C32::new(0.0, 0.0);
             }
-        });
-        Ok(out)
+            let a2 = lambda * lambda * k2;
+            // cos 2(φ − φ12) and sin 2(φ − φ12) from cos 2φ and sin 2φ.
+            let (astig, astig_sin) = if k2 > 0.0 {
+                let (cos2, sin2) = ((kx * kx - ky * ky) / k2, 2.0 * kx * ky / k2);
+                (cos2 * c2 + sin2 * s2, sin2 * c2 - cos2 * s2)
+            } else {
+                (1.0, 0.0)
+            };
+            let chi = scale
+                * (0.5 * a2 * (c10 + lens.astigmatism * astig)
+                    + 0.25 * a2 * a2 * lens.cs
+                    + a2 * a2 * a2 * lens.c50 / 6.0);
+            let mut e = (-(envelope * a2).powi(2)).exp();
+            if half_beta2 > 0.0 {
+                let alpha = a2.sqrt();
+                let dk = scale
+                    * ((lens.astigmatism * astig + c10) * alpha + lens.cs * alpha * a2 + lens.c50 * alpha * a2 * a2);
+                let dphi = -scale * lens.astigmatism * astig_sin * alpha;
+                e *= (-half_beta2 * (dk * dk + dphi * dphi)).exp();
+            }
+            let (s, c) = chi.sin_cos();
+            C32::new((c * e) as f32, (-s * e) as f32)
+        })
     }
 
     /// The image intensity `|IFFT(FFT(ψ)·CTF)|²` of an exit wave.
@@ -175,12 +167,11 @@ impl Ctf {
     /// # Errors
     /// As [`Ctf::transfer`].
     pub fn image(&self, exit: &ExitWave) -> Result<Array2<f32>> {
-        let transfer = self.transfer_transposed(&exit.grid, exit.energy)?;
         let (nx, ny) = exit.grid.gpts;
-        let fft = crate::fft::Fft2::new(nx, ny);
+        let transfer = Kernel::new(nx, ny, self.transfer_fn(&exit.grid, exit.energy)?);
         let mut psi: Vec<C32> = exit.psi.iter().copied().collect();
         let mut spectrum = vec![C32::new(0.0, 0.0); nx * ny];
-        fft.filter(&mut psi, &transfer, &mut spectrum);
+        Fft2::cached(nx, ny).filter(&mut psi, &mut spectrum, &transfer, nothing, nothing);
         Ok(Array2::from_shape_vec((nx, ny), psi.iter().map(|v| v.norm_sqr()).collect())
             .unwrap_or_else(|_| Array2::zeros((nx, ny))))
     }

@@ -10,7 +10,7 @@
 //! c1 = MTF(∞)), keeping `(re + im)/2` of the inverse transform as PyQSTEM does.
 
 use crate::ctf::Ctf;
-use crate::fft::Fft2;
+use crate::fft::{Fft2, Kernel, nothing};
 use crate::potential::frequencies;
 use crate::{Error, Result};
 use nanoml_core::Xoshiro256PlusPlus;
@@ -153,16 +153,10 @@ pub fn apply_mtf(image: &Array2<f32>, sampling: (f64, f64), c: [f64; 4]) -> Resu
     }
     let (nx, ny) = image.dim();
     let (kx, ky) = (frequencies(nx, sampling.0), frequencies(ny, sampling.1));
-    // √MTF laid out transposed (`[j, i]`), as the FFT leaves the spectrum.
-    let kernel: Vec<f32> = (0..ny * nx)
-        .map(|q| {
-            let (i, j) = (q % nx, q / nx);
-            mtf((kx[i] * kx[i] + ky[j] * ky[j]).sqrt(), c).max(0.0).sqrt() as f32
-        })
-        .collect();
+    let kernel = Kernel::new(nx, ny, |i, j| mtf((kx[i] * kx[i] + ky[j] * ky[j]).sqrt(), c).max(0.0).sqrt() as f32);
     let mut a: Vec<Complex<f32>> = image.iter().map(|&v| Complex::new(v, 0.0)).collect();
     let mut spectrum = vec![Complex::new(0.0, 0.0); nx * ny];
-    Fft2::<f32>::new(nx, ny).filter(&mut a, &kernel, &mut spectrum);
+    Fft2::cached(nx, ny).filter(&mut a, &mut spectrum, &kernel, nothing, nothing);
     Ok(Array2::from_shape_vec((nx, ny), a.iter().map(|v| (v.re + v.im) / 2.0).collect())
         .unwrap_or_else(|_| Array2::zeros((nx, ny))))
 }

@@ -5,14 +5,14 @@
 //! cosine edge across the taper, 0 beyond. FFT plans are made once per grid and reused;
 //! waves are `Complex<f32>` as in abTEM.
 
-use crate::fft::Fft2;
+use crate::fft::{Fft2, Kernel, nothing};
 use crate::physics::{interaction_constant, wavelength};
 use crate::potential::{Grid, frequencies};
 use crate::{Error, Result};
 use ndarray::Array2;
 use num_complex::Complex;
-use rayon::prelude::*;
 use std::f64::consts::PI;
+use std::sync::Arc;
 
 /// `Complex<f32>`, the wave's element type.
 pub type C32 = Complex<f32>;
@@ -52,19 +52,14 @@ pub struct Multislice {
     grid: Grid,
     energy: f64,
     sigma: f64,
-    aperture: Array2<f32>,
-    /// The aperture transposed (`ny × nx`), for spectra kept transposed.
-    aperture_t: Vec<f32>,
-    fft: Fft2<f32>,
-    /// Propagators per thickness: as an array (FFT order) and transposed.
-    propagators: Vec<(u64, Array2<C32>, Vec<C32>)>,
+    /// The aperture as a filter kernel.
+    aperture: Kernel<f32>,
+    fft: Arc<Fft2>,
+    /// Propagators per thickness: as an array (FFT order) and as a filter kernel.
+    propagators: Vec<(u64, Array2<C32>, Kernel<C32>)>,
     /// Scratch: a wave-sized buffer and a transposed spectrum.
     work: Vec<C32>,
     spectrum: Vec<C32>,
-}
-
-fn transposed<T: Copy>(a: &Array2<T>) -> Vec<T> {
-    a.t().iter().copied().collect()
 }
 
 impl Multislice {
@@ -81,9 +76,8 @@ impl Multislice {
             grid,
             energy,
             sigma,
-            aperture_t: transposed(&aperture),
-            aperture,
-            fft: Fft2::new(grid.gpts.0, grid.gpts.1),
+            aperture: Kernel::new(grid.gpts.0, grid.gpts.1, |i, j| aperture[[i, j]]),
+            fft: Fft2::cached(grid.gpts.0, grid.gpts.1),
             propagators: Vec::new(),
             work: vec![C32::new(0.0, 0.0); n],
             spectrum: vec![C32::new(0.0, 0.0); n],
@@ -109,13 +103,14 @@ impl Multislice {
         }
         let lambda = wavelength(self.energy)?;
         let k2 = self.grid.k2();
-        let mut p = Array2::from_shape_fn(self.grid.gpts, |ix| {
+        let aperture = antialias_aperture(&self.grid);
+        let p = Array2::from_shape_fn(self.grid.gpts, |ix| {
             let phase = -PI * lambda * dz * k2[ix];
-            C32::new(phase.cos() as f32, phase.sin() as f32)
+            C32::new(phase.cos() as f32, phase.sin() as f32) * aperture[ix]
         });
-        p.zip_mut_with(&self.aperture, |p, &a| *p *= a);
-        let t = transposed(&p);
-        self.propagators.push((key, p, t));
+        let (nx, ny) = self.grid.gpts;
+        let kernel = Kernel::new(nx, ny, |i, j| p[[i, j]]);
+        self.propagators.push((key, p, kernel));
         Ok(self.propagators.len() - 1)
     }
 
@@ -130,7 +125,7 @@ impl Multislice {
             *psi = psi.as_standard_layout().into_owned();
         }
         if let Some(wave) = psi.as_slice_mut() {
-            self.fft.filter(wave, &self.propagators[p].2, &mut self.spectrum);
+            self.fft.filter(wave, &mut self.spectrum, &self.propagators[p].2, nothing, nothing);
         }
         Ok(())
     }
@@ -148,11 +143,26 @@ impl Multislice {
 
     /// The band-limited transmission function `exp(iσV)` of a slice of projected
     /// potential (V·Å).
-    pub fn transmission(&self, slice: &Array2<f32>) -> Array2<C32> {
+    ///
+    /// # Errors
+    /// A slice of another shape than the grid.
+    pub fn transmission(&self, slice: &Array2<f32>) -> Result<Array2<C32>> {
+        self.check_slice(slice)?;
         let n = slice.len();
         let (mut t, mut spectrum) = (vec![C32::new(0.0, 0.0); n], vec![C32::new(0.0, 0.0); n]);
         self.transmission_into(slice, &mut t, &mut spectrum);
-        Array2::from_shape_vec(slice.dim(), t).unwrap_or_else(|_| Array2::zeros(slice.dim()))
+        Ok(Array2::from_shape_vec(slice.dim(), t).unwrap_or_else(|_| Array2::zeros(slice.dim())))
+    }
+
+    fn check_slice(&self, slice: &Array2<f32>) -> Result<()> {
+        if slice.dim() != self.grid.gpts {
+            return Err(Error::invalid(
+                "slice",
+                format!("shape {:?}", slice.dim()),
+                format!("the grid {:?}", self.grid.gpts),
+            ));
+        }
+        Ok(())
     }
 
     /// `exp(iσV)` of `slice` into `out`, band-limited by the aperture; `spectrum` is
@@ -161,11 +171,13 @@ impl Multislice {
         let sigma = self.sigma as f32;
         let values = slice.as_standard_layout();
         let values = values.as_slice().unwrap_or_default();
-        out.par_iter_mut().zip(values.par_iter()).for_each(|(w, &v)| {
-            let (s, c) = (sigma * v).sin_cos();
-            *w = C32::new(c, s);
-        });
-        self.fft.filter(out, &self.aperture_t, spectrum);
+        let phase = |offset: usize, rows: &mut [C32]| {
+            rows.iter_mut().zip(&values[offset..]).for_each(|(w, &v)| {
+                let (s, c) = (sigma * v).sin_cos();
+                *w = C32::new(c, s);
+            });
+        };
+        self.fft.filter(out, spectrum, &self.aperture, phase, nothing);
     }
 
     /// The exit wave of a plane wave (amplitude 1) through the slices: transmit, then
@@ -183,13 +195,7 @@ impl Multislice {
         }
         let mut psi = Array2::from_elem(self.grid.gpts, C32::new(1.0, 0.0));
         for (slice, &dz) in slices.iter().zip(thicknesses) {
-            if slice.dim() != self.grid.gpts {
-                return Err(Error::invalid(
-                    "slice",
-                    format!("shape {:?}", slice.dim()),
-                    format!("the grid {:?}", self.grid.gpts),
-                ));
-            }
+            self.check_slice(slice)?;
             let p = self.propagator_index(dz)?;
             // The scratch buffers are taken out while `self` lends the plans.
             let (mut work, mut spectrum) = (std::mem::take(&mut self.work), std::mem::take(&mut self.spectrum));
@@ -197,8 +203,11 @@ impl Multislice {
             (self.work, self.spectrum) = (work, spectrum);
             let Some(wave) = psi.as_slice_mut() else { break };
             // Transmit, then propagate by the slice's thickness.
-            wave.par_iter_mut().zip(self.work.par_iter()).for_each(|(w, t)| *w *= t);
-            self.fft.filter(wave, &self.propagators[p].2, &mut self.spectrum);
+            let transmission = &self.work;
+            let transmit = |offset: usize, rows: &mut [C32]| {
+                rows.iter_mut().zip(&transmission[offset..]).for_each(|(w, t)| *w *= t);
+            };
+            self.fft.filter(wave, &mut self.spectrum, &self.propagators[p].2, transmit, nothing);
         }
         Ok(ExitWave { psi, grid: self.grid, energy: self.energy })
     }

@@ -7,12 +7,13 @@
 //! frequencies in Å⁻¹. Grids are indexed `[i, j]` at `x = i·Δx`, `y = j·Δy`.
 
 use crate::atoms::Atoms;
-use crate::fft::Fft2;
+use crate::fft::{Fft2, Kernel, nothing};
 use crate::parametrization_data::COEFFICIENTS;
 use crate::physics::KAPPA;
 use crate::{Error, Result};
 use ndarray::Array2;
 use num_complex::Complex;
+use rayon::prelude::*;
 use std::f64::consts::PI;
 
 /// Which scattering-factor parametrisation.
@@ -169,32 +170,29 @@ pub fn potential_slices(
     let n_slices = ((cell[2] / thickness).ceil() as usize).max(1);
     let dz = cell[2] / n_slices as f64;
     let thicknesses = vec![dz; n_slices];
-    let k2 = grid.k2();
     let (nx, ny) = grid.gpts;
     let (dx, dy) = grid.sampling;
-    // abTEM's pixel correction: sin(q)/q·ΔxΔy with q = √((kxΔx)² + (kyΔy)²).
     let (kx, ky) = (frequencies(nx, dx), frequencies(ny, dy));
-    let sinc = Array2::from_shape_fn((nx, ny), |(i, j)| {
+    // abTEM's pixel correction: sin(q)/q·ΔxΔy with q = √((kxΔx)² + (kyΔy)²).
+    let sinc = |i: usize, j: usize| {
         let q = ((kx[i] * dx).powi(2) + (ky[j] * dy).powi(2)).sqrt();
-        if i == 0 && j == 0 { dx * dy } else { q.sin() / q * dx * dy }
-    });
+        if q == 0.0 { dx * dy } else { q.sin() / q * dx * dy }
+    };
     let mut species: Vec<u8> = atoms.numbers.clone();
     species.sort_unstable();
     species.dedup();
-    // Per element, f_proj(k)/sinc(k), stored transposed (`[j, i]`) to multiply spectra
-    // that the FFT leaves transposed.
-    let factors: Vec<(u8, Vec<f32>)> = species
+    // Per element, the filter f_proj(k)/sinc(k).
+    let factors: Vec<(u8, Kernel<f32>)> = species
         .iter()
         .map(|&z| {
             let f = ScatteringFactor::new(z, parametrization)?;
-            let t: Vec<f32> =
-                (0..ny * nx).map(|q| (f.projected(k2[[q % nx, q / nx]]) / sinc[[q % nx, q / nx]]) as f32).collect();
-            Ok((z, t))
+            let kernel = Kernel::new(nx, ny, |i, j| (f.projected(kx[i] * kx[i] + ky[j] * ky[j]) / sinc(i, j)) as f32);
+            Ok((z, kernel))
         })
         .collect::<Result<_>>()?;
     let mut deltas = vec![Complex::<f32>::new(0.0, 0.0); nx * ny];
     let mut spectrum = deltas.clone();
-    let fft = Fft2::<f32>::new(nx, ny);
+    let fft = Fft2::cached(nx, ny);
     let slice_of = |z: f64| ((z / dz).floor() as usize).min(n_slices - 1);
     let mut slices = vec![Array2::<f32>::zeros((nx, ny)); n_slices];
     for (z, factor) in &factors {
@@ -207,7 +205,7 @@ pub fn potential_slices(
         }
         let occupied: Vec<usize> = (0..n_slices).filter(|&s| !members[s].is_empty()).collect();
         for pair in occupied.chunks(2) {
-            deltas.iter_mut().for_each(|d| *d = Complex::new(0.0, 0.0));
+            deltas.par_iter_mut().for_each(|d| *d = Complex::new(0.0, 0.0));
             for (part, &s) in pair.iter().enumerate() {
                 for p in &members[s] {
                     // Bilinear deltas at the position in pixels, wrapped periodically.
@@ -231,9 +229,13 @@ pub fn potential_slices(
                     }
                 }
             }
-            fft.filter(&mut deltas, factor, &mut spectrum);
+            fft.filter(&mut deltas, &mut spectrum, factor, nothing, nothing);
             for (part, &s) in pair.iter().enumerate() {
-                slices[s].iter_mut().zip(&deltas).for_each(|(t, d)| *t += if part == 0 { d.re } else { d.im });
+                let Some(slice) = slices[s].as_slice_mut() else { continue };
+                slice
+                    .par_iter_mut()
+                    .zip(deltas.par_iter())
+                    .for_each(|(t, d)| *t += if part == 0 { d.re } else { d.im });
             }
         }
     }

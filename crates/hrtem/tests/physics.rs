@@ -47,7 +47,8 @@ fn a_weak_phase_object_is_imaged_through_the_analytic_ctf() {
     // V(x) = v cos(2π k0 x) with k0 = 8 / (n Δ): a weak phase grating.
     let (v, k0) = (0.01, 8.0 / (n as f64 * 0.1));
     let slice = Array2::from_shape_fn(grid.gpts, |(i, _)| (v * (2.0 * PI * k0 * i as f64 * 0.1).cos()) as f32);
-    let t = ms.transmission(&slice);
+    let t = ms.transmission(&slice).unwrap();
+    assert!(ms.transmission(&Array2::zeros((n, n + 1))).is_err());
     let exit = nanoml_hrtem::multislice::ExitWave { psi: t, grid, energy: E };
     let ctf = Ctf { defocus: 300.0, cs: 1e5, ..Ctf::default() };
     let image = ctf.image(&exit).unwrap();
