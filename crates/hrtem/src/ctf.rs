@@ -14,12 +14,13 @@
 //! side for positive Cs); QSTEM's `defocus` is `C10`. [`Ctf::defocus`] follows abTEM;
 //! [`Ctf::from_qstem_defocus`] converts.
 
-use crate::fft::{Fft2, Kernel, nothing};
+use crate::fft::{Fft2, Kernel, Symmetry};
 use crate::multislice::{C32, ExitWave};
 use crate::physics::wavelength;
 use crate::potential::{Grid, frequencies};
 use crate::{Error, Result};
 use ndarray::Array2;
+use rayon::prelude::*;
 use std::f64::consts::PI;
 
 /// Lens parameters (abTEM's names and sign of defocus).
@@ -168,11 +169,21 @@ impl Ctf {
     /// As [`Ctf::transfer`].
     pub fn image(&self, exit: &ExitWave) -> Result<Array2<f32>> {
         let (nx, ny) = exit.grid.gpts;
-        let transfer = Kernel::new(nx, ny, self.transfer_fn(&exit.grid, exit.energy)?);
-        let mut psi: Vec<C32> = exit.psi.iter().copied().collect();
-        let mut spectrum = vec![C32::new(0.0, 0.0); nx * ny];
-        Fft2::cached(nx, ny).filter(&mut psi, &mut spectrum, &transfer, nothing, nothing);
-        Ok(Array2::from_shape_vec((nx, ny), psi.iter().map(|v| v.norm_sqr()).collect())
+        if exit.psi.dim() != (nx, ny) {
+            return Err(Error::invalid(
+                "exit wave",
+                format!("shape {:?}", exit.psi.dim()),
+                format!("its grid {:?}", (nx, ny)),
+            ));
+        }
+        let transfer = Kernel::new(nx, ny, Symmetry::Point, self.transfer_fn(&exit.grid, exit.energy)?);
+        let psi = exit.psi.as_standard_layout();
+        let values = psi.as_slice().unwrap_or_default();
+        let mut wave = vec![C32::new(0.0, 0.0); nx * ny];
+        let load = |offset: usize, rows: &mut [C32]| rows.copy_from_slice(&values[offset..offset + rows.len()]);
+        let intensity = |_: usize, rows: &mut [C32]| rows.iter_mut().for_each(|v| *v = C32::new(v.norm_sqr(), 0.0));
+        Fft2::cached(nx, ny).filter(&mut wave, &transfer, load, intensity);
+        Ok(Array2::from_shape_vec((nx, ny), wave.par_iter().map(|v| v.re).collect())
             .unwrap_or_else(|_| Array2::zeros((nx, ny))))
     }
 }

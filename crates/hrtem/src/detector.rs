@@ -10,12 +10,13 @@
 //! c1 = MTF(∞)), keeping `(re + im)/2` of the inverse transform as PyQSTEM does.
 
 use crate::ctf::Ctf;
-use crate::fft::{Fft2, Kernel, nothing};
+use crate::fft::{Fft2, Kernel, Symmetry, nothing};
 use crate::potential::frequencies;
 use crate::{Error, Result};
-use nanoml_core::Xoshiro256PlusPlus;
+use nanoml_core::{Xoshiro256PlusPlus, derive_seed};
 use ndarray::Array2;
 use num_complex::Complex;
+use rayon::prelude::*;
 
 /// Gaussian blur with standard deviation `sigma` pixels (0 = none), nearest-edge
 /// padding, kernel truncated at `⌊4σ + 0.5⌋` pixels (scipy's `gaussian_filter`).
@@ -34,40 +35,40 @@ pub fn gaussian_blur(image: &Array2<f32>, sigma: f64) -> Result<Array2<f32>> {
     let total: f64 = weights.iter().sum();
     let weights: Vec<f64> = weights.iter().map(|w| w / total).collect();
     let weights: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
-    // Each pass filters the rows of a standard-layout array (padded with the edge
-    // values), then writes the result transposed, so two passes filter both axes and
+    // Each pass filters the rows of a standard-layout array in parallel (padded with the
+    // edge values), then transposes the result, so two passes filter both axes and
     // restore the orientation.
     let r = radius as usize;
     let pass = |src: &Array2<f32>| -> Array2<f32> {
         let (rows, cols) = src.dim();
-        let mut out = Array2::<f32>::zeros((cols, rows));
-        let mut padded = vec![0.0f32; cols + 2 * r];
-        let mut line = vec![0.0f32; cols];
-        for (i, row) in src.outer_iter().enumerate() {
-            let (first, last) = (row[0], row[cols - 1]);
-            padded[..r].iter_mut().for_each(|v| *v = first);
-            padded[r + cols..].iter_mut().for_each(|v| *v = last);
-            padded[r..r + cols].iter_mut().zip(row.iter()).for_each(|(p, &v)| *p = v);
-            line.iter_mut().for_each(|v| *v = 0.0);
-            for (t, &w) in weights.iter().enumerate() {
-                line.iter_mut().zip(&padded[t..t + cols]).for_each(|(l, &p)| *l += w * p);
-            }
-            for (j, &v) in line.iter().enumerate() {
-                out[[j, i]] = v;
-            }
-        }
-        out
+        let src = src.as_standard_layout();
+        let values = src.as_slice().unwrap_or_default();
+        let mut filtered = vec![0.0f32; rows * cols];
+        filtered.par_chunks_mut(cols).zip(values.par_chunks(cols)).for_each_init(
+            || vec![0.0f32; cols + 2 * r],
+            |padded, (line, row)| {
+                let (first, last) = (row[0], row[cols - 1]);
+                padded[..r].iter_mut().for_each(|v| *v = first);
+                padded[r + cols..].iter_mut().for_each(|v| *v = last);
+                padded[r..r + cols].copy_from_slice(row);
+                for (t, &w) in weights.iter().enumerate() {
+                    line.iter_mut().zip(&padded[t..t + cols]).for_each(|(l, &p)| *l += w * p);
+                }
+            },
+        );
+        let filtered = Array2::from_shape_vec((rows, cols), filtered).unwrap_or_else(|_| Array2::zeros((rows, cols)));
+        filtered.t().as_standard_layout().into_owned()
     };
-    Ok(pass(&pass(&image.as_standard_layout().to_owned())))
+    Ok(pass(&pass(image)))
 }
 
-/// A Poisson draw of mean `lambda` (≥ 0): products of uniforms below 30, otherwise
-/// Hörmann's transformed rejection (PTRS), exact for every mean.
+/// A Poisson draw of mean `lambda` (≥ 0): products of uniforms below 10, otherwise
+/// Hörmann's transformed rejection (PTRS, valid from 10 on), exact for every mean.
 pub fn poisson(rng: &mut Xoshiro256PlusPlus, lambda: f64) -> u64 {
     if lambda <= 0.0 {
         return 0;
     }
-    if lambda < 30.0 {
+    if lambda < 10.0 {
         let limit = (-lambda).exp();
         let (mut k, mut p) = (0u64, rng.uniform());
         while p > limit {
@@ -77,7 +78,6 @@ pub fn poisson(rng: &mut Xoshiro256PlusPlus, lambda: f64) -> u64 {
         return k;
     }
     let slam = lambda.sqrt();
-    let loglam = lambda.ln();
     let b = 0.931 + 2.53 * slam;
     let a = -0.059 + 0.02483 * b;
     let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
@@ -94,7 +94,7 @@ pub fn poisson(rng: &mut Xoshiro256PlusPlus, lambda: f64) -> u64 {
             continue;
         }
         let log_fact = ln_gamma(k + 1.0);
-        if (v * inv_alpha / (a / (us * us) + b)).ln() <= -lambda + k * loglam - log_fact {
+        if (v * inv_alpha / (a / (us * us) + b)).ln() <= -lambda + k * lambda.ln() - log_fact {
             return k as u64;
         }
     }
@@ -115,7 +115,10 @@ fn ln_gamma(x: f64) -> f64 {
 }
 
 /// Dose noise: expected counts `dose·Δx·Δy·N·I/ΣI` (negative intensities clipped to 0),
-/// drawn from Poisson distributions with the seeded generator.
+/// drawn from Poisson distributions. Blocks of [`NOISE_BLOCK`] pixels (row-major) are
+/// drawn in parallel, each from its own generator seeded with
+/// `derive_seed(seed, block)`, so the result depends on the seed only, never on the
+/// number of threads.
 ///
 /// # Errors
 /// A negative or non-finite dose or sampling; an image with no positive intensity.
@@ -131,9 +134,18 @@ pub fn dose_noise(image: &Array2<f32>, dose: f64, sampling: (f64, f64), seed: u6
         return Err(Error::invalid("image", "no positive, finite intensity", "an image to expose"));
     }
     let scale = dose * sampling.0 * sampling.1 * image.len() as f64 / total;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    Ok(image.mapv(|v| poisson(&mut rng, f64::from(v.max(0.0)) * scale) as f32))
+    let mut counts = image.as_standard_layout().into_owned();
+    if let Some(values) = counts.as_slice_mut() {
+        values.par_chunks_mut(NOISE_BLOCK).enumerate().for_each(|(b, block)| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed(seed, b as u64));
+            block.iter_mut().for_each(|v| *v = poisson(&mut rng, f64::from(v.max(0.0)) * scale) as f32);
+        });
+    }
+    Ok(counts)
 }
+
+/// Pixels per independently seeded block of [`dose_noise`].
+pub const NOISE_BLOCK: usize = 4096;
 
 /// The detector's modulation transfer function at spatial frequency `k` Å⁻¹.
 pub fn mtf(k: f64, c: [f64; 4]) -> f64 {
@@ -153,11 +165,17 @@ pub fn apply_mtf(image: &Array2<f32>, sampling: (f64, f64), c: [f64; 4]) -> Resu
     }
     let (nx, ny) = image.dim();
     let (kx, ky) = (frequencies(nx, sampling.0), frequencies(ny, sampling.1));
-    let kernel = Kernel::new(nx, ny, |i, j| mtf((kx[i] * kx[i] + ky[j] * ky[j]).sqrt(), c).max(0.0).sqrt() as f32);
-    let mut a: Vec<Complex<f32>> = image.iter().map(|&v| Complex::new(v, 0.0)).collect();
-    let mut spectrum = vec![Complex::new(0.0, 0.0); nx * ny];
-    Fft2::cached(nx, ny).filter(&mut a, &mut spectrum, &kernel, nothing, nothing);
-    Ok(Array2::from_shape_vec((nx, ny), a.iter().map(|v| (v.re + v.im) / 2.0).collect())
+    let kernel = Kernel::new(nx, ny, Symmetry::Axes, |i, j| {
+        mtf((kx[i] * kx[i] + ky[j] * ky[j]).sqrt(), c).max(0.0).sqrt() as f32
+    });
+    let image = image.as_standard_layout();
+    let values = image.as_slice().unwrap_or_default();
+    let mut a = vec![Complex::new(0.0, 0.0); nx * ny];
+    let load = |offset: usize, rows: &mut [Complex<f32>]| {
+        rows.iter_mut().zip(&values[offset..]).for_each(|(r, &v)| *r = Complex::new(v, 0.0));
+    };
+    Fft2::cached(nx, ny).filter(&mut a, &kernel, load, nothing);
+    Ok(Array2::from_shape_vec((nx, ny), a.par_iter().map(|v| (v.re + v.im) / 2.0).collect())
         .unwrap_or_else(|_| Array2::zeros((nx, ny))))
 }
 
@@ -276,7 +294,7 @@ mod tests {
     #[test]
     fn poisson_has_its_mean_and_variance() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        for lambda in [0.5, 7.0, 45.0, 6.8e4] {
+        for lambda in [0.5, 7.0, 9.9, 10.0, 12.0, 45.0, 6.8e4] {
             let n = 20_000;
             let draws: Vec<f64> = (0..n).map(|_| poisson(&mut rng, lambda) as f64).collect();
             let mean = draws.iter().sum::<f64>() / n as f64;

@@ -5,7 +5,7 @@
 //! cosine edge across the taper, 0 beyond. FFT plans are made once per grid and reused;
 //! waves are `Complex<f32>` as in abTEM.
 
-use crate::fft::{Fft2, Kernel, nothing};
+use crate::fft::{Fft2, Kernel, Symmetry, nothing};
 use crate::physics::{interaction_constant, wavelength};
 use crate::potential::{Grid, frequencies};
 use crate::{Error, Result};
@@ -57,9 +57,8 @@ pub struct Multislice {
     fft: Arc<Fft2>,
     /// Propagators per thickness: as an array (FFT order) and as a filter kernel.
     propagators: Vec<(u64, Array2<C32>, Kernel<C32>)>,
-    /// Scratch: a wave-sized buffer and a transposed spectrum.
+    /// Scratch: the transmission function of the current slice.
     work: Vec<C32>,
-    spectrum: Vec<C32>,
 }
 
 impl Multislice {
@@ -76,11 +75,10 @@ impl Multislice {
             grid,
             energy,
             sigma,
-            aperture: Kernel::new(grid.gpts.0, grid.gpts.1, |i, j| aperture[[i, j]]),
+            aperture: Kernel::new(grid.gpts.0, grid.gpts.1, Symmetry::Axes, |i, j| aperture[[i, j]]),
             fft: Fft2::cached(grid.gpts.0, grid.gpts.1),
             propagators: Vec::new(),
             work: vec![C32::new(0.0, 0.0); n],
-            spectrum: vec![C32::new(0.0, 0.0); n],
         })
     }
 
@@ -109,7 +107,7 @@ impl Multislice {
             C32::new(phase.cos() as f32, phase.sin() as f32) * aperture[ix]
         });
         let (nx, ny) = self.grid.gpts;
-        let kernel = Kernel::new(nx, ny, |i, j| p[[i, j]]);
+        let kernel = Kernel::new(nx, ny, Symmetry::Axes, |i, j| p[[i, j]]);
         self.propagators.push((key, p, kernel));
         Ok(self.propagators.len() - 1)
     }
@@ -125,7 +123,7 @@ impl Multislice {
             *psi = psi.as_standard_layout().into_owned();
         }
         if let Some(wave) = psi.as_slice_mut() {
-            self.fft.filter(wave, &mut self.spectrum, &self.propagators[p].2, nothing, nothing);
+            self.fft.filter(wave, &self.propagators[p].2, nothing, nothing);
         }
         Ok(())
     }
@@ -149,8 +147,8 @@ impl Multislice {
     pub fn transmission(&self, slice: &Array2<f32>) -> Result<Array2<C32>> {
         self.check_slice(slice)?;
         let n = slice.len();
-        let (mut t, mut spectrum) = (vec![C32::new(0.0, 0.0); n], vec![C32::new(0.0, 0.0); n]);
-        self.transmission_into(slice, &mut t, &mut spectrum);
+        let mut t = vec![C32::new(0.0, 0.0); n];
+        self.transmission_into(slice, &mut t);
         Ok(Array2::from_shape_vec(slice.dim(), t).unwrap_or_else(|_| Array2::zeros(slice.dim())))
     }
 
@@ -165,9 +163,8 @@ impl Multislice {
         Ok(())
     }
 
-    /// `exp(iσV)` of `slice` into `out`, band-limited by the aperture; `spectrum` is
-    /// scratch.
-    fn transmission_into(&self, slice: &Array2<f32>, out: &mut [C32], spectrum: &mut [C32]) {
+    /// `exp(iσV)` of `slice` into `out`, band-limited by the aperture.
+    fn transmission_into(&self, slice: &Array2<f32>, out: &mut [C32]) {
         let sigma = self.sigma as f32;
         let values = slice.as_standard_layout();
         let values = values.as_slice().unwrap_or_default();
@@ -177,7 +174,7 @@ impl Multislice {
                 *w = C32::new(c, s);
             });
         };
-        self.fft.filter(out, spectrum, &self.aperture, phase, nothing);
+        self.fft.filter(out, &self.aperture, phase, nothing);
     }
 
     /// The exit wave of a plane wave (amplitude 1) through the slices: transmit, then
@@ -198,16 +195,16 @@ impl Multislice {
             self.check_slice(slice)?;
             let p = self.propagator_index(dz)?;
             // The scratch buffers are taken out while `self` lends the plans.
-            let (mut work, mut spectrum) = (std::mem::take(&mut self.work), std::mem::take(&mut self.spectrum));
-            self.transmission_into(slice, &mut work, &mut spectrum);
-            (self.work, self.spectrum) = (work, spectrum);
+            let mut work = std::mem::take(&mut self.work);
+            self.transmission_into(slice, &mut work);
+            self.work = work;
             let Some(wave) = psi.as_slice_mut() else { break };
             // Transmit, then propagate by the slice's thickness.
             let transmission = &self.work;
             let transmit = |offset: usize, rows: &mut [C32]| {
                 rows.iter_mut().zip(&transmission[offset..]).for_each(|(w, t)| *w *= t);
             };
-            self.fft.filter(wave, &mut self.spectrum, &self.propagators[p].2, transmit, nothing);
+            self.fft.filter(wave, &self.propagators[p].2, transmit, nothing);
         }
         Ok(ExitWave { psi, grid: self.grid, energy: self.energy })
     }

@@ -7,7 +7,7 @@
 //! frequencies in Å⁻¹. Grids are indexed `[i, j]` at `x = i·Δx`, `y = j·Δy`.
 
 use crate::atoms::Atoms;
-use crate::fft::{Fft2, Kernel, nothing};
+use crate::fft::{Fft2, Kernel, Symmetry, nothing};
 use crate::parametrization_data::COEFFICIENTS;
 use crate::physics::KAPPA;
 use crate::{Error, Result};
@@ -186,12 +186,13 @@ pub fn potential_slices(
         .iter()
         .map(|&z| {
             let f = ScatteringFactor::new(z, parametrization)?;
-            let kernel = Kernel::new(nx, ny, |i, j| (f.projected(kx[i] * kx[i] + ky[j] * ky[j]) / sinc(i, j)) as f32);
+            let kernel = Kernel::new(nx, ny, Symmetry::Axes, |i, j| {
+                (f.projected(kx[i] * kx[i] + ky[j] * ky[j]) / sinc(i, j)) as f32
+            });
             Ok((z, kernel))
         })
         .collect::<Result<_>>()?;
     let mut deltas = vec![Complex::<f32>::new(0.0, 0.0); nx * ny];
-    let mut spectrum = deltas.clone();
     let fft = Fft2::cached(nx, ny);
     let slice_of = |z: f64| ((z / dz).floor() as usize).min(n_slices - 1);
     let mut slices = vec![Array2::<f32>::zeros((nx, ny)); n_slices];
@@ -229,7 +230,7 @@ pub fn potential_slices(
                     }
                 }
             }
-            fft.filter(&mut deltas, &mut spectrum, factor, nothing, nothing);
+            fft.filter(&mut deltas, factor, nothing, nothing);
             for (part, &s) in pair.iter().enumerate() {
                 let Some(slice) = slices[s].as_slice_mut() else { continue };
                 slice
