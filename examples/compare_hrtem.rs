@@ -1,6 +1,8 @@
 //! Times nanoml-hrtem's potential + multislice for the 1163-atom Au Wulff particle along
-//! [011] (1 Å slices, 300 keV, Lobato, infinite projection) and one CTF image, and prints
-//! JSON lines with the medians. Driven by `tools/compare/hrtem.py`, which times abTEM on
+//! [011] in a 66.6 × 66.6 × 33 Å box (33 slices of 1 Å, 300 keV, Lobato, infinite
+//! projection; ../shared/notes/hrtem.md §8), one CTF image, and one recorded image
+//! with a new random microscope each time (CTF, blur, dose noise, MTF; Ragone 2020
+//! ranges), and prints JSON lines with the medians. Driven by `tools/compare/hrtem.py`, which times abTEM on
 //! the same particle and grids in the same run; usable alone too:
 //!
 //! ```text
@@ -13,6 +15,7 @@ mod common;
 use anyhow::Result;
 use nanoml::hrtem::Element;
 use nanoml::hrtem::ctf::Ctf;
+use nanoml::hrtem::detector::MicroscopeRanges;
 use nanoml::hrtem::multislice::Multislice;
 use nanoml::hrtem::potential::{Grid, Parametrization, potential_slices};
 use nanoml::hrtem::wulff::{Rounding, wulff_construction};
@@ -30,9 +33,10 @@ fn main() -> Result<()> {
     )?;
     let turned = np.atoms.oriented([0, 1, 1])?;
     let (lo, hi) = turned.bounds().ok_or_else(|| anyhow::anyhow!("no atoms"))?;
-    let atoms = turned.centered_in([50.0, 50.0, (hi[2] - lo[2]).ceil()])?;
+    anyhow::ensure!(hi[2] - lo[2] < 33.0, "the particle is taller than the 33 Å box");
+    let atoms = turned.centered_in([66.6, 66.6, 33.0])?;
     for n in [256usize, 512, 1024] {
-        let grid = Grid { gpts: (n, n), sampling: (50.0 / n as f64, 50.0 / n as f64) };
+        let grid = Grid { gpts: (n, n), sampling: (66.6 / n as f64, 66.6 / n as f64) };
         let secs = common::median_seconds(repeats, || -> Result<_> {
             let (slices, thicknesses) = potential_slices(&atoms, &grid, 1.0, Parametrization::Lobato)?;
             Ok(Multislice::new(grid, 300e3)?.run(&slices, &thicknesses)?)
@@ -44,6 +48,13 @@ fn main() -> Result<()> {
             let lens = Ctf { defocus: 100.0, cs: 20e4, focal_spread: 30.0, ..Ctf::default() };
             let secs = common::median_seconds(repeats * 4, || lens.image(&exit));
             println!(r#"{{"kernel": "ctf_image", "gpts": {n}, "median_s": {secs}}}"#);
+            let ranges = MicroscopeRanges::ragone_2020();
+            let mut seed = 0u64;
+            let secs = common::median_seconds(repeats * 20, || {
+                seed += 1;
+                ranges.sample(seed).record(&exit, seed)
+            });
+            println!(r#"{{"kernel": "record", "gpts": {n}, "median_s": {secs}}}"#);
         }
     }
     Ok(())

@@ -5,10 +5,13 @@
     OMP_NUM_THREADS=2 ../pyenv/bin/python tools/compare/hrtem.py [--repeats 5] [--rounds 3]
 
 The 1163-atom Au Wulff particle (energies 6/2/4 for {100}/{110}/{111}, rounding 'above')
-turned 45° about x ([011] along the beam), centred in a 50 × 50 Å box as tall as the
-particle; 300 keV plane wave, Lobato potentials, infinite projection, 1 Å slices,
-float32, at 256², 512² and 1024² points (potential + multislice, the exit wave computed),
-and one CTF image at 256². Alternates `cargo run --release --example compare_hrtem`
+turned 45° about x ([011] along the beam), centred in a 66.6 × 66.6 × 33 Å box (the
+setup of ../shared/notes/hrtem.md §8); 300 keV plane wave, Lobato potentials, infinite
+projection, 33 slices of 1 Å, float32, at 256², 512² and 1024² points (potential +
+multislice, the exit wave computed); at 256² also one CTF image, and one recorded image:
+nanoml draws a new random microscope each time (CTF, blur, dose noise, MTF), abTEM
+applies a CTF, takes the intensity, blurs it and adds Poisson noise with a new seed
+(it has no MTF step, so nanoml does more work there). Alternates `cargo run --release --example compare_hrtem`
 and abTEM for --rounds rounds and prints medians, ratios and lines for
 docs/benchmarks.md. The values are checked by crates/hrtem/tests/abtem_parity.rs.
 """
@@ -31,8 +34,8 @@ from _common import report  # noqa: E402
 def particle():
     atoms = wulff_construction("Au", [(1, 0, 0), (1, 1, 0), (1, 1, 1)], [6.0, 2.0, 4.0], 1000, "fcc", rounding="above")
     atoms.rotate(45, "x")
-    extent = np.ptp(atoms.positions[:, 2])
-    atoms.cell = [50.0, 50.0, float(np.ceil(extent))]
+    assert np.ptp(atoms.positions[:, 2]) < 33.0
+    atoms.cell = [66.6, 66.6, 33.0]
     atoms.center()
     return atoms
 
@@ -58,6 +61,12 @@ def abtem_times(atoms, repeats):
             exit_wave = run()
             ctf = abtem.CTF(defocus=100.0, Cs=20e4, focal_spread=30.0, energy=300e3)
             out[("ctf_image", n)] = median_seconds(lambda: exit_wave.apply_ctf(ctf).intensity().compute(progress_bar=False), repeats * 4)
+            seeds = iter(range(1, 10**6))
+
+            def record():
+                image = exit_wave.apply_ctf(ctf).intensity().gaussian_filter(0.5)
+                return image.poisson_noise(dose_per_area=1e4, seed=next(seeds)).compute(progress_bar=False)
+            out[("record", n)] = median_seconds(record, repeats * 20)
     return out
 
 
@@ -78,11 +87,17 @@ def main():
     ours = {k: float(np.median([r[k] for r in ours_rounds])) for k in ours_rounds[0]}
     theirs = {k: float(np.median([r[k] for r in theirs_rounds])) for k in theirs_rounds[0]}
     print(f"{len(atoms)} atoms; abTEM {abtem.__version__} (FFTW), {os.cpu_count()} cores, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
-    peers = {"potential_multislice": "abtem.Potential(infinite, lobato, 1 Å) + PlaneWave.multislice", "ctf_image": "Waves.apply_ctf(CTF).intensity()"}
+    peers = {
+        "potential_multislice": "abtem.Potential(infinite, lobato, 1 Å) + PlaneWave.multislice",
+        "ctf_image": "Waves.apply_ctf(CTF).intensity()",
+        "record": "apply_ctf → intensity → gaussian_filter → poisson_noise (no MTF)",
+    }
     rows = []
     for (kernel, n) in ours:
         slices = int(np.ceil(atoms.cell[2, 2]))
-        what = f"Au Wulff 1163 atoms [011], {n}², {slices} slices"
+        what = f"Au Wulff 1163 atoms [011], 66.6 Å box, {n}², {slices} slices"
+        if kernel == "record":
+            what += "; nanoml: new random microscope (CTF, blur, dose, MTF) per image"
         rows.append((f"{kernel} {n}", kernel, what, f"{peers[kernel]}, abTEM {abtem.__version__}", ours[(kernel, n)], theirs[(kernel, n)]))
     report(rows)
 

@@ -165,16 +165,58 @@ impl Fft2 {
     ) where
         C32: MulAssign<K>,
     {
-        let ny = self.shape.1;
-        fft_rows(&self.rows.0, a, ny, &pre, true);
+        self.rows_forward(a, pre);
         self.columns(a, kernel);
-        fft_rows(&self.rows.1, a, ny, &post, false);
+        self.rows_inverse(a, post);
+    }
+
+    /// The first pass of [`Self::filter`]: `pre`, then FFTs along the rows.
+    pub(crate) fn rows_forward(&self, a: &mut [C32], pre: impl Fn(usize, &mut [C32]) + Sync) {
+        fft_rows(&self.rows.0, a, self.shape.1, &pre, true);
+    }
+
+    /// The last pass of [`Self::filter`]: inverse FFTs along the rows, then `post`.
+    pub(crate) fn rows_inverse(&self, a: &mut [C32], post: impl Fn(usize, &mut [C32]) + Sync) {
+        fft_rows(&self.rows.1, a, self.shape.1, &post, false);
+    }
+
+    /// One sweep over the rows of two arrays that have been through
+    /// [`Self::rows_forward`] and [`Self::columns`]: the rows of `b` are transformed back
+    /// into a copy (`b` is left as it is), those of `a` in place when `a_filtered`
+    /// (else `a` is taken as it is), then `step(a_rows, b_rows)` combines them and the
+    /// rows of `a` are transformed forward, ready for the next [`Self::columns`]. Ends
+    /// two filters, combines their results and starts the next filter of `a` while
+    /// the rows are in cache.
+    pub(crate) fn rows_combine(
+        &self,
+        a: &mut [C32],
+        a_filtered: bool,
+        b: &[C32],
+        step: impl Fn(&mut [C32], &[C32]) + Sync,
+    ) {
+        let ny = self.shape.1;
+        let per_task = rows_per_task(ny) * ny;
+        let (forward, inverse) = (&self.rows.0, &self.rows.1);
+        let scratch_len = forward.get_inplace_scratch_len().max(inverse.get_inplace_scratch_len());
+        a.par_chunks_mut(per_task).zip(b.par_chunks(per_task)).for_each_init(
+            || (vec![C32::new(0.0, 0.0); scratch_len], vec![C32::new(0.0, 0.0); per_task]),
+            |(scratch, copy), (a, b)| {
+                let copy = &mut copy[..b.len()];
+                copy.copy_from_slice(b);
+                inverse.process_with_scratch(copy, scratch);
+                if a_filtered {
+                    inverse.process_with_scratch(a, scratch);
+                }
+                step(a, copy);
+                forward.process_with_scratch(a, scratch);
+            },
+        );
     }
 
     /// The column pass: blocks of [`COLUMNS`] columns in parallel, each gathered into a
     /// buffer, transformed along x, multiplied by the kernel, transformed back and
     /// written in place. Columns where the kernel vanishes are set to zero.
-    fn columns<K: Copy + Send + Sync>(&self, a: &mut [C32], kernel: &Kernel<K>)
+    pub(crate) fn columns<K: Copy + Send + Sync>(&self, a: &mut [C32], kernel: &Kernel<K>)
     where
         C32: MulAssign<K>,
     {

@@ -31,10 +31,16 @@ pub struct ExitWave {
 
 /// abTEM's antialias aperture on the grid (FFT order).
 pub fn antialias_aperture(grid: &Grid) -> Array2<f32> {
+    let a = aperture_fn(grid);
+    Array2::from_shape_fn(grid.gpts, |(i, j)| a(i, j))
+}
+
+/// The antialias aperture at frequency indices `(i, j)`.
+fn aperture_fn(grid: &Grid) -> impl Fn(usize, usize) -> f32 + Sync + use<> {
     let smax = grid.sampling.0.max(grid.sampling.1);
     let (cutoff, taper) = (0.666_666_6 / smax / 2.0, 0.01 / smax);
     let (kx, ky) = (frequencies(grid.gpts.0, grid.sampling.0), frequencies(grid.gpts.1, grid.sampling.1));
-    Array2::from_shape_fn(grid.gpts, |(i, j)| {
+    move |i, j| {
         let r = (kx[i] * kx[i] + ky[j] * ky[j]).sqrt();
         if r > cutoff {
             0.0
@@ -43,7 +49,22 @@ pub fn antialias_aperture(grid: &Grid) -> Array2<f32> {
         } else {
             1.0
         }
-    })
+    }
+}
+
+/// The Fresnel propagator for `dz` Å times the antialias aperture at frequency indices
+/// `(i, j)`.
+fn propagator_fn(grid: &Grid, lambda: f64, dz: f64) -> impl Fn(usize, usize) -> C32 + Sync + use<> {
+    let aperture = aperture_fn(grid);
+    let (kx, ky) = (frequencies(grid.gpts.0, grid.sampling.0), frequencies(grid.gpts.1, grid.sampling.1));
+    move |i, j| {
+        let a = aperture(i, j);
+        if a == 0.0 {
+            return C32::new(0.0, 0.0);
+        }
+        let (s, c) = (-PI * lambda * dz * (kx[i] * kx[i] + ky[j] * ky[j])).sin_cos();
+        C32::new(c as f32, s as f32) * a
+    }
 }
 
 /// The multislice machinery for one grid and energy: FFT plans, the antialias aperture
@@ -55,8 +76,8 @@ pub struct Multislice {
     /// The aperture as a filter kernel.
     aperture: Kernel<f32>,
     fft: Arc<Fft2>,
-    /// Propagators per thickness: as an array (FFT order) and as a filter kernel.
-    propagators: Vec<(u64, Array2<C32>, Kernel<C32>)>,
+    /// Propagators per thickness, as filter kernels.
+    propagators: Vec<(u64, Kernel<C32>)>,
     /// Scratch: the transmission function of the current slice.
     work: Vec<C32>,
 }
@@ -69,13 +90,12 @@ impl Multislice {
     pub fn new(grid: Grid, energy: f64) -> Result<Self> {
         grid.check()?;
         let sigma = interaction_constant(energy)?;
-        let aperture = antialias_aperture(&grid);
         let n = grid.gpts.0 * grid.gpts.1;
         Ok(Multislice {
             grid,
             energy,
             sigma,
-            aperture: Kernel::new(grid.gpts.0, grid.gpts.1, Symmetry::Axes, |i, j| aperture[[i, j]]),
+            aperture: Kernel::new(grid.gpts.0, grid.gpts.1, Symmetry::Axes, aperture_fn(&grid)),
             fft: Fft2::cached(grid.gpts.0, grid.gpts.1),
             propagators: Vec::new(),
             work: vec![C32::new(0.0, 0.0); n],
@@ -86,29 +106,25 @@ impl Multislice {
     ///
     /// # Errors
     /// A non-finite thickness.
-    pub fn propagator(&mut self, dz: f64) -> Result<&Array2<C32>> {
+    pub fn propagator(&self, dz: f64) -> Result<Array2<C32>> {
         if !dz.is_finite() {
             return Err(Error::invalid("slice thickness", dz, "a finite thickness in Å"));
         }
-        let i = self.propagator_index(dz)?;
-        Ok(&self.propagators[i].1)
+        let p = propagator_fn(&self.grid, wavelength(self.energy)?, dz);
+        Ok(Array2::from_shape_fn(self.grid.gpts, |(i, j)| p(i, j)))
     }
 
     fn propagator_index(&mut self, dz: f64) -> Result<usize> {
+        if !dz.is_finite() {
+            return Err(Error::invalid("slice thickness", dz, "a finite thickness in Å"));
+        }
         let key = dz.to_bits();
-        if let Some(i) = self.propagators.iter().position(|(k, ..)| *k == key) {
+        if let Some(i) = self.propagators.iter().position(|(k, _)| *k == key) {
             return Ok(i);
         }
-        let lambda = wavelength(self.energy)?;
-        let k2 = self.grid.k2();
-        let aperture = antialias_aperture(&self.grid);
-        let p = Array2::from_shape_fn(self.grid.gpts, |ix| {
-            let phase = -PI * lambda * dz * k2[ix];
-            C32::new(phase.cos() as f32, phase.sin() as f32) * aperture[ix]
-        });
         let (nx, ny) = self.grid.gpts;
-        let kernel = Kernel::new(nx, ny, Symmetry::Axes, |i, j| p[[i, j]]);
-        self.propagators.push((key, p, kernel));
+        let kernel = Kernel::new(nx, ny, Symmetry::Axes, propagator_fn(&self.grid, wavelength(self.energy)?, dz));
+        self.propagators.push((key, kernel));
         Ok(self.propagators.len() - 1)
     }
 
@@ -123,7 +139,7 @@ impl Multislice {
             *psi = psi.as_standard_layout().into_owned();
         }
         if let Some(wave) = psi.as_slice_mut() {
-            self.fft.filter(wave, &self.propagators[p].2, nothing, nothing);
+            self.fft.filter(wave, &self.propagators[p].1, nothing, nothing);
         }
         Ok(())
     }
@@ -165,6 +181,13 @@ impl Multislice {
 
     /// `exp(iσV)` of `slice` into `out`, band-limited by the aperture.
     fn transmission_into(&self, slice: &Array2<f32>, out: &mut [C32]) {
+        self.transmission_started(slice, out);
+        self.fft.rows_inverse(out, nothing);
+    }
+
+    /// The first two passes of the band-limited `exp(iσV)` (the last is left to
+    /// [`Fft2::rows_combine`]).
+    fn transmission_started(&self, slice: &Array2<f32>, out: &mut [C32]) {
         let sigma = self.sigma as f32;
         let values = slice.as_standard_layout();
         let values = values.as_slice().unwrap_or_default();
@@ -174,7 +197,8 @@ impl Multislice {
                 *w = C32::new(c, s);
             });
         };
-        self.fft.filter(out, &self.aperture, phase, nothing);
+        self.fft.rows_forward(out, phase);
+        self.fft.columns(out, &self.aperture);
     }
 
     /// The exit wave of a plane wave (amplitude 1) through the slices: transmit, then
@@ -190,22 +214,32 @@ impl Multislice {
                 "one thickness per slice",
             ));
         }
-        let mut psi = Array2::from_elem(self.grid.gpts, C32::new(1.0, 0.0));
-        for (slice, &dz) in slices.iter().zip(thicknesses) {
+        for slice in slices {
             self.check_slice(slice)?;
-            let p = self.propagator_index(dz)?;
-            // The scratch buffers are taken out while `self` lends the plans.
-            let mut work = std::mem::take(&mut self.work);
-            self.transmission_into(slice, &mut work);
-            self.work = work;
-            let Some(wave) = psi.as_slice_mut() else { break };
-            // Transmit, then propagate by the slice's thickness.
-            let transmission = &self.work;
-            let transmit = |offset: usize, rows: &mut [C32]| {
-                rows.iter_mut().zip(&transmission[offset..]).for_each(|(w, t)| *w *= t);
-            };
-            self.fft.filter(wave, &self.propagators[p].2, transmit, nothing);
         }
+        let propagators: Vec<usize> = thicknesses.iter().map(|&dz| self.propagator_index(dz)).collect::<Result<_>>()?;
+        let mut psi = vec![C32::new(1.0, 0.0); self.grid.gpts.0 * self.grid.gpts.1];
+        let mut t = std::mem::take(&mut self.work);
+        // Per slice, three sweeps of the transmission function and two of the wave: the
+        // wave's inverse row transforms (end of the last propagation), the transmission's
+        // (end of its band limit), the product and the next forward row transforms are
+        // one sweep.
+        for (s, (slice, &p)) in slices.iter().zip(&propagators).enumerate() {
+            self.transmission_started(slice, &mut t);
+            if s == 0 {
+                // The plane wave of amplitude 1 times t is t.
+                self.fft.rows_combine(&mut psi, false, &t, |w, t| w.copy_from_slice(t));
+            } else {
+                self.fft.rows_combine(&mut psi, true, &t, |w, t| w.iter_mut().zip(t).for_each(|(w, t)| *w *= t));
+            }
+            self.fft.columns(&mut psi, &self.propagators[p].1);
+        }
+        if !slices.is_empty() {
+            self.fft.rows_inverse(&mut psi, nothing);
+        }
+        self.work = t;
+        let psi =
+            Array2::from_shape_vec(self.grid.gpts, psi).map_err(|e| Error::invalid("wave", e, "the grid's shape"))?;
         Ok(ExitWave { psi, grid: self.grid, energy: self.energy })
     }
 }
