@@ -198,10 +198,8 @@ impl Fft2 {
         let per_task = rows_per_task(ny) * ny;
         let (forward, inverse) = (&self.rows.0, &self.rows.1);
         let scratch_len = forward.get_inplace_scratch_len().max(inverse.get_inplace_scratch_len());
-        a.par_chunks_mut(per_task).zip(b.par_chunks(per_task)).for_each_init(
-            || (vec![C32::new(0.0, 0.0); scratch_len], vec![C32::new(0.0, 0.0); per_task]),
-            |(scratch, copy), (a, b)| {
-                let copy = &mut copy[..b.len()];
+        a.par_chunks_mut(per_task).zip(b.par_chunks(per_task)).for_each(|(a, b)| {
+            with_buffers([scratch_len, b.len()], |scratch, copy| {
                 copy.copy_from_slice(b);
                 inverse.process_with_scratch(copy, scratch);
                 if a_filtered {
@@ -209,8 +207,8 @@ impl Fft2 {
                 }
                 step(a, copy);
                 forward.process_with_scratch(a, scratch);
-            },
-        );
+            });
+        });
     }
 
     /// The column pass: blocks of [`COLUMNS`] columns in parallel, each gathered into a
@@ -226,17 +224,25 @@ impl Fft2 {
         let (forward, inverse) = (&self.cols.0, &self.cols.1);
         let scratch_len = forward.get_inplace_scratch_len().max(inverse.get_inplace_scratch_len());
         let stride = nx + PAD;
-        blocks.into_par_iter().for_each_init(
-            || (vec![C32::new(0.0, 0.0); COLUMNS * stride], vec![C32::new(0.0, 0.0); scratch_len]),
-            |(buffer, scratch), (b, mut block)| {
-                let (j0, width) = (b * COLUMNS, block.ncols());
-                if !kernel.live[j0..j0 + width].iter().any(|&l| l) {
-                    block.fill(C32::new(0.0, 0.0));
-                    return;
-                }
+        blocks.into_par_iter().for_each(|(b, mut block)| {
+            let (j0, width) = (b * COLUMNS, block.ncols());
+            if !kernel.live[j0..j0 + width].iter().any(|&l| l) {
+                block.fill(C32::new(0.0, 0.0));
+                return;
+            }
+            with_buffers([COLUMNS * stride, scratch_len], |buffer, scratch| {
                 for (i, row) in block.rows().into_iter().enumerate() {
-                    for (c, &v) in row.iter().enumerate() {
-                        buffer[c * stride + i] = v;
+                    match row.as_slice() {
+                        Some(row) => {
+                            for (c, &v) in row.iter().enumerate() {
+                                buffer[c * stride + i] = v;
+                            }
+                        }
+                        None => {
+                            for (c, &v) in row.iter().enumerate() {
+                                buffer[c * stride + i] = v;
+                            }
+                        }
                     }
                 }
                 for c in 0..width {
@@ -250,13 +256,43 @@ impl Fft2 {
                     inverse.process_with_scratch(line, scratch);
                 }
                 for (i, mut row) in block.rows_mut().into_iter().enumerate() {
-                    for (c, v) in row.iter_mut().enumerate() {
-                        *v = buffer[c * stride + i];
+                    match row.as_slice_mut() {
+                        Some(row) => {
+                            for (c, v) in row.iter_mut().enumerate() {
+                                *v = buffer[c * stride + i];
+                            }
+                        }
+                        None => {
+                            for (c, v) in row.iter_mut().enumerate() {
+                                *v = buffer[c * stride + i];
+                            }
+                        }
                     }
                 }
-            },
-        );
+            });
+        });
     }
+}
+
+/// Per-thread scratch buffers of the passes, kept between calls: fresh buffers of
+/// 100 kB and more would be mapped and faulted in for every task.
+fn with_buffers<R>(lens: [usize; 2], f: impl FnOnce(&mut [C32], &mut [C32]) -> R) -> R {
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<[Vec<C32>; 2]> = const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+    }
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => {
+            let [a, b] = &mut *buffers;
+            for (v, &len) in [&mut *a, &mut *b].into_iter().zip(&lens) {
+                if v.len() < len {
+                    v.resize(len, C32::new(0.0, 0.0));
+                }
+            }
+            f(&mut a[..lens[0]], &mut b[..lens[1]])
+        }
+        // Only if a pass ever ran inside another on the same thread.
+        Err(_) => f(&mut vec![C32::new(0.0, 0.0); lens[0]], &mut vec![C32::new(0.0, 0.0); lens[1]]),
+    })
 }
 
 #[cfg(test)]
