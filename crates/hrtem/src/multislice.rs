@@ -248,7 +248,7 @@ const FAST_PHASE_LIMIT: f32 = 4096.0;
 /// `sincosf` is one call per value). Runs with a phase beyond [`FAST_PHASE_LIMIT`] or
 /// not finite go through `sin_cos`.
 fn exp_i(values: &[f32], sigma: f32, out: &mut [C32]) {
-    if values.iter().any(|&v| !((sigma * v).abs() <= FAST_PHASE_LIMIT)) {
+    if values.iter().any(|&v| (sigma * v).abs().partial_cmp(&FAST_PHASE_LIMIT) != Some(std::cmp::Ordering::Less)) {
         out.iter_mut().zip(values).for_each(|(w, &v)| {
             let (s, c) = (sigma * v).sin_cos();
             *w = C32::new(c, s);
