@@ -248,7 +248,12 @@ const FAST_PHASE_LIMIT: f32 = 4096.0;
 /// `sincosf` is one call per value). Runs with a phase beyond [`FAST_PHASE_LIMIT`] or
 /// not finite go through `sin_cos`.
 fn exp_i(values: &[f32], sigma: f32, out: &mut [C32]) {
-    if values.iter().any(|&v| (sigma * v).abs().partial_cmp(&FAST_PHASE_LIMIT) != Some(std::cmp::Ordering::Less)) {
+    // Non-short-circuit `|` so that the check vectorises too.
+    let beyond = values.iter().fold(false, |b, &v| {
+        let x = sigma * v;
+        b | (x.abs() >= FAST_PHASE_LIMIT) | x.is_nan()
+    });
+    if beyond {
         out.iter_mut().zip(values).for_each(|(w, &v)| {
             let (s, c) = (sigma * v).sin_cos();
             *w = C32::new(c, s);
@@ -259,19 +264,25 @@ fn exp_i(values: &[f32], sigma: f32, out: &mut [C32]) {
     const P1: f32 = 1.570_312_5;
     const P2: f32 = 4.837_513e-4;
     const P3: f32 = 7.549_79e-8;
-    // Adding and subtracting 1.5·2²³ rounds to the nearest integer.
+    // Adding 1.5·2²³ rounds to the nearest integer n, which then sits in the low bits of
+    // the sum (as n mod 4 in the last two: 1.5·2²³ is a multiple of 4 in units of the
+    // last place), so the quadrant needs no conversion to an integer.
     const ROUND: f32 = 12_582_912.0;
     out.iter_mut().zip(values).for_each(|(w, &v)| {
         let x = sigma * v;
-        let q = (x * std::f32::consts::FRAC_2_PI + ROUND) - ROUND;
-        let n = q as i32;
+        let t = x * std::f32::consts::FRAC_2_PI + ROUND;
+        let n = t.to_bits();
+        let q = t - ROUND;
         let r = ((x - q * P1) - q * P2) - q * P3;
         let z = r * r;
         let sin = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
         let cos = 1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
-        let (s, c) = if n & 1 == 0 { (sin, cos) } else { (cos, -sin) };
-        let (s, c) = if n & 2 == 0 { (s, c) } else { (-s, -c) };
-        *w = C32::new(c, s);
+        // Quadrant n: (sin, cos) of x are (s, c), (c, −s), (−s, −c), (−c, s).
+        let odd = 0u32.wrapping_sub(n & 1);
+        let (s, c) = (sin.to_bits(), cos.to_bits());
+        let s_out = ((s & !odd) | (c & odd)) ^ ((n & 2) << 30);
+        let c_out = ((c & !odd) | (s & odd)) ^ ((n.wrapping_add(1) & 2) << 30);
+        *w = C32::new(f32::from_bits(c_out), f32::from_bits(s_out));
     });
 }
 
