@@ -231,17 +231,21 @@ impl Fft2 {
                 return;
             }
             with_buffers([COLUMNS * stride, scratch_len], |buffer, scratch| {
-                for (i, row) in block.rows().into_iter().enumerate() {
-                    match row.as_slice() {
-                        Some(row) => {
-                            for (c, &v) in row.iter().enumerate() {
-                                buffer[c * stride + i] = v;
-                            }
+                // Through 16 × 16 tiles: whole row pieces in, whole column pieces out.
+                let mut tile = [[C32::new(0.0, 0.0); COLUMNS]; COLUMNS];
+                for i0 in (0..nx).step_by(COLUMNS) {
+                    let h = (nx - i0).min(COLUMNS);
+                    for (di, t) in tile.iter_mut().enumerate().take(h) {
+                        let row = block.row(i0 + di);
+                        match row.as_slice() {
+                            Some(row) => t[..width].copy_from_slice(row),
+                            None => t.iter_mut().zip(row.iter()).for_each(|(t, &v)| *t = v),
                         }
-                        None => {
-                            for (c, &v) in row.iter().enumerate() {
-                                buffer[c * stride + i] = v;
-                            }
+                    }
+                    for c in 0..width {
+                        let line = &mut buffer[c * stride + i0..c * stride + i0 + h];
+                        for (di, v) in line.iter_mut().enumerate() {
+                            *v = tile[di][c];
                         }
                     }
                 }
@@ -255,17 +259,19 @@ impl Fft2 {
                     line.iter_mut().zip(&kernel.values[j * nx..(j + 1) * nx]).for_each(|(s, &k)| *s *= k);
                     inverse.process_with_scratch(line, scratch);
                 }
-                for (i, mut row) in block.rows_mut().into_iter().enumerate() {
-                    match row.as_slice_mut() {
-                        Some(row) => {
-                            for (c, v) in row.iter_mut().enumerate() {
-                                *v = buffer[c * stride + i];
-                            }
+                for i0 in (0..nx).step_by(COLUMNS) {
+                    let h = (nx - i0).min(COLUMNS);
+                    for c in 0..width {
+                        let line = &buffer[c * stride + i0..c * stride + i0 + h];
+                        for (di, &v) in line.iter().enumerate() {
+                            tile[di][c] = v;
                         }
-                        None => {
-                            for (c, v) in row.iter_mut().enumerate() {
-                                *v = buffer[c * stride + i];
-                            }
+                    }
+                    for (di, t) in tile.iter().enumerate().take(h) {
+                        let mut row = block.row_mut(i0 + di);
+                        match row.as_slice_mut() {
+                            Some(row) => row.copy_from_slice(&t[..width]),
+                            None => row.iter_mut().zip(t).for_each(|(v, &t)| *v = t),
                         }
                     }
                 }
