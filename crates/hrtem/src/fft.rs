@@ -175,6 +175,24 @@ impl Fft2 {
         fft_rows(&self.rows.0, a, self.shape.1, &pre, true);
     }
 
+    /// [`Self::rows_forward`] without a step, for arrays that are zero outside the rows
+    /// flagged in `nonzero` (the FFT of a zero row is zero, so those are skipped).
+    pub(crate) fn rows_forward_sparse(&self, a: &mut [C32], nonzero: &[bool]) {
+        let ny = self.shape.1;
+        let per_task = rows_per_task(ny) * ny;
+        let plan = &self.rows.0;
+        a.par_chunks_mut(per_task).enumerate().for_each_init(
+            || vec![C32::new(0.0, 0.0); plan.get_inplace_scratch_len()],
+            |scratch, (t, chunk)| {
+                for (r, row) in chunk.chunks_mut(ny).enumerate() {
+                    if nonzero.get(t * per_task / ny + r).copied().unwrap_or(true) {
+                        plan.process_with_scratch(row, scratch);
+                    }
+                }
+            },
+        );
+    }
+
     /// The last pass of [`Self::filter`]: inverse FFTs along the rows, then `post`.
     pub(crate) fn rows_inverse(&self, a: &mut [C32], post: impl Fn(usize, &mut [C32]) + Sync) {
         fft_rows(&self.rows.1, a, self.shape.1, &post, false);

@@ -195,6 +195,7 @@ pub fn potential_slices(
     let mut deltas = vec![Complex::<f32>::new(0.0, 0.0); nx * ny];
     let fft = Fft2::cached(nx, ny);
     let slice_of = |z: f64| ((z / dz).floor() as usize).min(n_slices - 1);
+    let mut nonzero = vec![false; nx];
     let mut slices = vec![Array2::<f32>::zeros((nx, ny)); n_slices];
     for (z, factor) in &factors {
         // The slices holding atoms of this element, two at a time: one as the real and one
@@ -207,6 +208,7 @@ pub fn potential_slices(
         let occupied: Vec<usize> = (0..n_slices).filter(|&s| !members[s].is_empty()).collect();
         for pair in occupied.chunks(2) {
             deltas.par_iter_mut().for_each(|d| *d = Complex::new(0.0, 0.0));
+            nonzero.iter_mut().for_each(|z| *z = false);
             for (part, &s) in pair.iter().enumerate() {
                 for p in &members[s] {
                     // Bilinear deltas at the position in pixels, wrapped periodically.
@@ -222,6 +224,7 @@ pub fn potential_slices(
                     ] {
                         let (i, j) =
                             ((i0 + di).rem_euclid(nx as i64) as usize, (j0 + dj).rem_euclid(ny as i64) as usize);
+                        nonzero[i] = true;
                         if part == 0 {
                             deltas[i * ny + j].re += w as f32;
                         } else {
@@ -230,7 +233,10 @@ pub fn potential_slices(
                     }
                 }
             }
-            fft.filter(&mut deltas, factor, nothing, nothing);
+            // Few rows hold atoms: the others stay zero through the row transforms.
+            fft.rows_forward_sparse(&mut deltas, &nonzero);
+            fft.columns(&mut deltas, factor);
+            fft.rows_inverse(&mut deltas, nothing);
             for (part, &s) in pair.iter().enumerate() {
                 let Some(slice) = slices[s].as_slice_mut() else { continue };
                 slice
