@@ -1,10 +1,12 @@
 //! Criterion benchmarks of nanoml-hrtem: the Wulff construction, potential + multislice
-//! of the 1163-atom Au particle at 256², and one CTF image. The side-by-side comparison
-//! with abTEM is `tools/compare/hrtem.py`.
+//! of the 1163-atom Au particle at 256² (66.6 Å box, 33 slices), one CTF image and one
+//! recorded image with a new random microscope. The side-by-side comparison with abTEM
+//! is `tools/compare/hrtem.py`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nanoml::hrtem::Element;
 use nanoml::hrtem::ctf::Ctf;
+use nanoml::hrtem::detector::MicroscopeRanges;
 use nanoml::hrtem::multislice::Multislice;
 use nanoml::hrtem::potential::{Grid, Parametrization, potential_slices};
 use nanoml::hrtem::wulff::{Rounding, wulff_construction};
@@ -19,8 +21,8 @@ fn hrtem(c: &mut Criterion) {
         b.iter(|| wulff_construction(Element::AU, black_box(&surfaces), &energies, 1000, Rounding::Above, None))
     });
     let Ok(np) = wulff_construction(Element::AU, &surfaces, &energies, 1000, Rounding::Above, None) else { return };
-    let Ok(atoms) = np.atoms.oriented([0, 1, 1]).and_then(|a| a.centered_in([50.0, 50.0, 30.0])) else { return };
-    let grid = Grid { gpts: (256, 256), sampling: (50.0 / 256.0, 50.0 / 256.0) };
+    let Ok(atoms) = np.atoms.oriented([0, 1, 1]).and_then(|a| a.centered_in([66.6, 66.6, 33.0])) else { return };
+    let grid = Grid { gpts: (256, 256), sampling: (66.6 / 256.0, 66.6 / 256.0) };
     g.bench_function("potential_multislice_au1163_256", |b| {
         b.iter(|| {
             let (slices, thicknesses) = potential_slices(black_box(&atoms), &grid, 1.0, Parametrization::Lobato)?;
@@ -31,6 +33,14 @@ fn hrtem(c: &mut Criterion) {
     let Ok(exit) = Multislice::new(grid, 300e3).and_then(|mut m| m.run(&slices, &thicknesses)) else { return };
     let lens = Ctf { defocus: 100.0, cs: 20e4, focal_spread: 30.0, ..Ctf::default() };
     g.bench_function("ctf_image_256", |b| b.iter(|| lens.image(black_box(&exit))));
+    let ranges = MicroscopeRanges::ragone_2020();
+    let mut seed = 0u64;
+    g.bench_function("record_random_microscope_256", |b| {
+        b.iter(|| {
+            seed += 1;
+            ranges.sample(seed).record(black_box(&exit), seed)
+        })
+    });
     g.finish();
 }
 
