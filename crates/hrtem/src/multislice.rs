@@ -133,7 +133,7 @@ impl Multislice {
     /// # Errors
     /// A wave of another shape, a non-finite `dz`.
     pub fn propagate(&mut self, psi: &mut Array2<C32>, dz: f64) -> Result<()> {
-        self.check_shape(psi)?;
+        self.check_grid("wave", psi.dim())?;
         let p = self.propagator_index(dz)?;
         if psi.as_slice().is_none() {
             *psi = psi.as_standard_layout().into_owned();
@@ -144,13 +144,10 @@ impl Multislice {
         Ok(())
     }
 
-    fn check_shape(&self, psi: &Array2<C32>) -> Result<()> {
-        if psi.dim() != self.grid.gpts {
-            return Err(Error::invalid(
-                "wave",
-                format!("shape {:?}", psi.dim()),
-                format!("the grid {:?}", self.grid.gpts),
-            ));
+    /// An error unless an array of `shape` (a wave or a slice, `what`) fits the grid.
+    fn check_grid(&self, what: &'static str, shape: (usize, usize)) -> Result<()> {
+        if shape != self.grid.gpts {
+            return Err(Error::invalid(what, format!("shape {shape:?}"), format!("the grid {:?}", self.grid.gpts)));
         }
         Ok(())
     }
@@ -161,22 +158,11 @@ impl Multislice {
     /// # Errors
     /// A slice of another shape than the grid.
     pub fn transmission(&self, slice: &Array2<f32>) -> Result<Array2<C32>> {
-        self.check_slice(slice)?;
+        self.check_grid("slice", slice.dim())?;
         let n = slice.len();
         let mut t = vec![C32::new(0.0, 0.0); n];
         self.transmission_into(slice, &mut t);
         Ok(Array2::from_shape_vec(slice.dim(), t).unwrap_or_else(|_| Array2::zeros(slice.dim())))
-    }
-
-    fn check_slice(&self, slice: &Array2<f32>) -> Result<()> {
-        if slice.dim() != self.grid.gpts {
-            return Err(Error::invalid(
-                "slice",
-                format!("shape {:?}", slice.dim()),
-                format!("the grid {:?}", self.grid.gpts),
-            ));
-        }
-        Ok(())
     }
 
     /// `exp(iσV)` of `slice` into `out`, band-limited by the aperture.
@@ -210,7 +196,7 @@ impl Multislice {
             ));
         }
         for slice in slices {
-            self.check_slice(slice)?;
+            self.check_grid("slice", slice.dim())?;
         }
         let propagators: Vec<usize> = thicknesses.iter().map(|&dz| self.propagator_index(dz)).collect::<Result<_>>()?;
         let mut psi = vec![C32::new(1.0, 0.0); self.grid.gpts.0 * self.grid.gpts.1];
