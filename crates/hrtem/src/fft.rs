@@ -59,31 +59,44 @@ impl<K: Copy + PartialEq + Default + Send + Sync + Mul<f32, Output = K>> Kernel<
         let mut values = vec![K::default(); nx * ny];
         let half = (ny / 2 + 1).min(ny) * nx;
         let (first, rest) = values.split_at_mut(half);
-        first.par_chunks_mut(nx.max(1)).enumerate().for_each(|(j, row)| match symmetry {
-            Symmetry::Point => row.iter_mut().enumerate().for_each(|(i, v)| *v = value(i, j) * scale),
-            Symmetry::Axes => {
-                row.iter_mut().take(nx / 2 + 1).enumerate().for_each(|(i, v)| *v = value(i, j) * scale);
-                for i in nx / 2 + 1..nx {
-                    row[i] = row[nx - i];
-                }
-            }
-        });
-        let first = &*first;
-        rest.par_chunks_mut(nx.max(1)).enumerate().for_each(|(r, row)| {
-            let source = &first[(ny - (ny / 2 + 1 + r)) * nx..][..nx];
-            match symmetry {
-                Symmetry::Point => {
-                    row.iter_mut().enumerate().for_each(|(i, v)| *v = source[(nx - i) % nx]);
-                    // The Nyquist column of an even grid is its own mirror: −kx is not on
-                    // the grid there, so it is evaluated.
-                    if nx.is_multiple_of(2) {
-                        row[nx / 2] = value(nx / 2, ny / 2 + 1 + r) * scale;
+        let is_live = |row: &[K]| row.iter().any(|v| *v != K::default());
+        let mut live: Vec<bool> = first
+            .par_chunks_mut(nx.max(1))
+            .enumerate()
+            .map(|(j, row)| {
+                match symmetry {
+                    Symmetry::Point => row.iter_mut().enumerate().for_each(|(i, v)| *v = value(i, j) * scale),
+                    Symmetry::Axes => {
+                        row.iter_mut().take(nx / 2 + 1).enumerate().for_each(|(i, v)| *v = value(i, j) * scale);
+                        for i in nx / 2 + 1..nx {
+                            row[i] = row[nx - i];
+                        }
                     }
                 }
-                Symmetry::Axes => row.copy_from_slice(source),
-            }
-        });
-        let live = values.chunks(nx.max(1)).map(|row| row.iter().any(|v| *v != K::default())).collect();
+                is_live(row)
+            })
+            .collect();
+        let first = &*first;
+        let rest_live: Vec<bool> = rest
+            .par_chunks_mut(nx.max(1))
+            .enumerate()
+            .map(|(r, row)| {
+                let source = &first[(ny - (ny / 2 + 1 + r)) * nx..][..nx];
+                match symmetry {
+                    Symmetry::Point => {
+                        row.iter_mut().enumerate().for_each(|(i, v)| *v = source[(nx - i) % nx]);
+                        // The Nyquist column of an even grid is its own mirror: −kx is not
+                        // on the grid there, so it is evaluated.
+                        if nx.is_multiple_of(2) {
+                            row[nx / 2] = value(nx / 2, ny / 2 + 1 + r) * scale;
+                        }
+                    }
+                    Symmetry::Axes => row.copy_from_slice(source),
+                }
+                is_live(row)
+            })
+            .collect();
+        live.extend(rest_live);
         Kernel { values, live }
     }
 }
@@ -95,12 +108,14 @@ fn rows_per_task(len: usize) -> usize {
 
 /// FFTs of every `len`-long row of `data` in parallel, each task's rows first given to
 /// `step(offset, rows)` (`offset`: index of the first value) when `before`, else after.
+/// Rows not flagged in `nonzero` (when given) are zero and left as they are.
 fn fft_rows(
     plan: &Arc<dyn Fft<f32>>,
     data: &mut [C32],
     len: usize,
     step: &(impl Fn(usize, &mut [C32]) + Sync),
     before: bool,
+    nonzero: Option<&[bool]>,
 ) {
     let per_task = rows_per_task(len) * len;
     data.par_chunks_mut(per_task).enumerate().for_each_init(
@@ -109,7 +124,16 @@ fn fft_rows(
             if before {
                 step(t * per_task, chunk);
             }
-            plan.process_with_scratch(chunk, scratch);
+            match nonzero {
+                None => plan.process_with_scratch(chunk, scratch),
+                Some(flags) => {
+                    for (r, row) in chunk.chunks_mut(len).enumerate() {
+                        if flags.get(t * per_task / len + r).copied().unwrap_or(true) {
+                            plan.process_with_scratch(row, scratch);
+                        }
+                    }
+                }
+            }
             if !before {
                 step(t * per_task, chunk);
             }
@@ -172,30 +196,18 @@ impl Fft2 {
 
     /// The first pass of [`Self::filter`]: `pre`, then FFTs along the rows.
     pub(crate) fn rows_forward(&self, a: &mut [C32], pre: impl Fn(usize, &mut [C32]) + Sync) {
-        fft_rows(&self.rows.0, a, self.shape.1, &pre, true);
+        fft_rows(&self.rows.0, a, self.shape.1, &pre, true, None);
     }
 
     /// [`Self::rows_forward`] without a step, for arrays that are zero outside the rows
     /// flagged in `nonzero` (the FFT of a zero row is zero, so those are skipped).
     pub(crate) fn rows_forward_sparse(&self, a: &mut [C32], nonzero: &[bool]) {
-        let ny = self.shape.1;
-        let per_task = rows_per_task(ny) * ny;
-        let plan = &self.rows.0;
-        a.par_chunks_mut(per_task).enumerate().for_each_init(
-            || vec![C32::new(0.0, 0.0); plan.get_inplace_scratch_len()],
-            |scratch, (t, chunk)| {
-                for (r, row) in chunk.chunks_mut(ny).enumerate() {
-                    if nonzero.get(t * per_task / ny + r).copied().unwrap_or(true) {
-                        plan.process_with_scratch(row, scratch);
-                    }
-                }
-            },
-        );
+        fft_rows(&self.rows.0, a, self.shape.1, &nothing, true, Some(nonzero));
     }
 
     /// The last pass of [`Self::filter`]: inverse FFTs along the rows, then `post`.
     pub(crate) fn rows_inverse(&self, a: &mut [C32], post: impl Fn(usize, &mut [C32]) + Sync) {
-        fft_rows(&self.rows.1, a, self.shape.1, &post, false);
+        fft_rows(&self.rows.1, a, self.shape.1, &post, false, None);
     }
 
     /// One sweep over the rows of two arrays that have been through
@@ -245,12 +257,8 @@ impl Fft2 {
         blocks.into_par_iter().for_each(|(b, mut block)| {
             let (j0, width) = (b * COLUMNS, block.ncols());
             if !kernel.live[j0..j0 + width].iter().any(|&l| l) {
-                for mut row in block.rows_mut() {
-                    match row.as_slice_mut() {
-                        Some(row) => row.fill(C32::new(0.0, 0.0)),
-                        None => row.fill(C32::new(0.0, 0.0)),
-                    }
-                }
+                // Row by row: each row piece is contiguous, the block is not.
+                block.rows_mut().into_iter().for_each(|mut row| row.fill(C32::new(0.0, 0.0)));
                 return;
             }
             with_buffers([COLUMNS * stride, scratch_len], |buffer, scratch| {
