@@ -19,12 +19,14 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod augment;
 pub mod checkpoint;
 pub mod classifier;
 pub mod denoiser;
 mod error;
 pub mod metrics;
 pub mod nn;
+pub mod optim;
 pub mod tensor;
 
 pub use candle_core::{Device, Tensor};
