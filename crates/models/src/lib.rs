@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 
 pub use candle_core::{Device, Tensor};
 pub use classifier::{Classifier, ClassifierConfig};
