@@ -13,6 +13,7 @@
 //! | [`morphology`] | `nanoml-morphology` | labelling, Euler numbers, perimeters, Minkowski functionals, region properties, homogeneity tests |
 //! | [`spm`] | `nanoml-spm` | scanning-probe images: instrument files, levelling, row alignment and scars as Gwyddion, multi-Otsu and Otsu as scikit-image, the screening chain, synthetic artefacts |
 //! | [`hrtem`] | `nanoml-hrtem` | HRTEM of nanoparticles: Wulff-constructed FCC particles as ASE builds them, zone axes, column-height ground truth (multislice to come) |
+//! | [`models`] | `nanoml-models` | networks on candle: the AFM-screening classifier and denoiser, training loop and optimisers, metrics equal to scikit-learn's, checkpoints, augmentation |
 //! | [`rabani`] | `nanoml-rabani` | Rabani lattice Monte Carlo of drying nanoparticle films, Euler-number categories, training sets |
 //!
 //! ```
@@ -25,6 +26,7 @@
 
 pub use nanoml_core as core;
 pub use nanoml_hrtem as hrtem;
+pub use nanoml_models as models;
 pub use nanoml_morphology as morphology;
 pub use nanoml_rabani as rabani;
 pub use nanoml_spm as spm;

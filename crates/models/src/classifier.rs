@@ -5,7 +5,11 @@
 use candle_core::{D, Tensor};
 use serde::{Deserialize, Serialize};
 
+use nanoml_core::resample::resize_bilinear;
+use ndarray::ArrayView2;
+
 use crate::nn::{Builder, Conv2d, Linear, Mode, Padding, Params, dropout};
+use crate::tensor::images_to_tensor;
 use crate::{Error, Network, Result};
 
 /// The layers of a [`Classifier`].
@@ -49,13 +53,13 @@ impl ClassifierConfig {
     }
 
     /// A small network for tests and shipped weights: windows reduced to 100×100, three
-    /// blocks (16, 32, 32 channels, "same" padding), global average pooling, one 32-unit
-    /// dense layer; under 30,000 parameters. Global pooling suits the task: the classes
+    /// blocks of two convolutions (8, 16, 32 channels, "same" padding), global average
+    /// pooling, one 32-unit dense layer; 19,261 parameters. Global pooling suits the task: the classes
     /// differ in topology, and the Euler number is a sum of local terms.
     pub fn small() -> Self {
         ClassifierConfig {
             input_size: 100,
-            blocks: vec![vec![16, 16], vec![32, 32], vec![32]],
+            blocks: vec![vec![8, 8], vec![16, 16], vec![32, 32]],
             padding: Padding::Same,
             block_dropout: 0.1,
             global_pool: true,
@@ -150,6 +154,18 @@ impl Classifier {
     /// The configuration.
     pub fn config(&self) -> &ClassifierConfig {
         &self.config
+    }
+
+    /// Windows of any (equal) size as an input batch: each is resized bilinearly to
+    /// `input_size` (a 200-pixel window becomes 2×2 block means at 100) and stacked.
+    pub fn prepare(&self, windows: &[ArrayView2<'_, f32>]) -> Result<Tensor> {
+        let s = self.config.input_size;
+        let resized: Vec<ndarray::Array2<f32>> = windows
+            .iter()
+            .map(|w| if w.dim() == (s, s) { Ok(w.to_owned()) } else { resize_bilinear(*w, (s, s)) })
+            .collect::<Result<_, _>>()?;
+        let views: Vec<_> = resized.iter().map(|r| r.view()).collect();
+        images_to_tensor(&views, self.params.device())
     }
 
     /// Class probabilities `[n, classes]` (softmax of the logits), in evaluation mode.
