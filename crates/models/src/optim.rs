@@ -146,7 +146,9 @@ impl OptimizerState {
         let t = self.step as i32;
         for (i, var) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let theta = var.as_tensor();
+            // Detached: the moments must not keep the autograd history of every step alive.
+            let g = &g.detach();
+            let theta = &var.as_tensor().detach();
             let new = match self.kind {
                 Optimizer::Adam { beta1, beta2, eps } | Optimizer::AdamW { beta1, beta2, eps, .. } => {
                     let m = blend(&self.first[i], g, beta1)?;
@@ -154,8 +156,8 @@ impl OptimizerState {
                     let m_hat = (&m / (1.0 - beta1.powi(t)))?;
                     let v_hat = (&v / (1.0 - beta2.powi(t)))?;
                     let update = (m_hat / (v_hat.sqrt()? + eps)?)?;
-                    self.first[i] = Some(m);
-                    self.second[i] = Some(v);
+                    self.first[i] = Some(m.detach());
+                    self.second[i] = Some(v.detach());
                     let decayed = match self.kind {
                         Optimizer::AdamW { weight_decay, .. } if weight_decay > 0.0 => {
                             (theta * (1.0 - lr * weight_decay))?
@@ -172,7 +174,7 @@ impl OptimizerState {
                             None => g.clone(),
                         };
                         let d = if nesterov { (&g + (&buf * momentum)?)? } else { buf.clone() };
-                        self.first[i] = Some(buf);
+                        self.first[i] = Some(buf.detach());
                         d
                     } else {
                         g
@@ -185,13 +187,13 @@ impl OptimizerState {
                         None => (g.sqr()? * (1.0 - rho))?,
                     };
                     let scaled = (g / (sq.sqrt()? + eps)?)?;
-                    self.second[i] = Some(sq);
+                    self.second[i] = Some(sq.detach());
                     let direction = if momentum > 0.0 {
                         let buf = match &self.first[i] {
                             Some(b) => ((b * momentum)? + &scaled)?,
                             None => scaled,
                         };
-                        self.first[i] = Some(buf.clone());
+                        self.first[i] = Some(buf.detach());
                         buf
                     } else {
                         scaled
