@@ -25,6 +25,7 @@
 //!    the validation set; the denoiser's pixel accuracy on 40 % pepper noise; and the
 //!    classifier's accuracy on noisy windows with and without the denoiser. Written to
 //!    `DIR/report.json` beside the checkpoints.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its job
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -82,7 +83,7 @@ fn parse() -> Result<Args> {
 
 fn bar(label: &'static str) -> impl Progress {
     move |u: &ProgressUpdate<'_>| {
-        if u.done % 8 == 0 || Some(u.done) == u.total {
+        if u.done.is_multiple_of(8) || Some(u.done) == u.total {
             eprint!("\r  {label}: {} / {}   ", u.done, u.total.unwrap_or(0));
         }
     }

@@ -14,6 +14,7 @@
 //! | [`spm`] | `nanoml-spm` | scanning-probe images: instrument files, levelling, row alignment and scars as Gwyddion, multi-Otsu and Otsu as scikit-image, the screening chain, synthetic artefacts |
 //! | [`hrtem`] | `nanoml-hrtem` | HRTEM of nanoparticles: Wulff-constructed FCC particles as ASE builds them, zone axes, column-height ground truth (multislice to come) |
 //! | [`models`] | `nanoml-models` | networks on candle: the AFM-screening classifier and denoiser, training loop and optimisers, metrics equal to scikit-learn's, checkpoints, augmentation |
+//! | [`screening`] | facade | the AFM screening workflow: preprocessing → denoiser → homogeneity → classifier → verdict, reports and overlays |
 //! | [`rabani`] | `nanoml-rabani` | Rabani lattice Monte Carlo of drying nanoparticle films, Euler-number categories, training sets |
 //!
 //! ```
@@ -30,6 +31,8 @@ pub use nanoml_models as models;
 pub use nanoml_morphology as morphology;
 pub use nanoml_rabani as rabani;
 pub use nanoml_spm as spm;
+
+pub mod screening;
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -27,10 +27,11 @@ mod error;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
+pub mod pretrained;
 pub mod tensor;
 pub mod train;
 
-pub use candle_core::{Device, Tensor};
+pub use candle_core::{DType, Device, Tensor};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use denoiser::{Denoiser, DenoiserConfig};
 pub use error::{Error, Result};

@@ -1,0 +1,59 @@
+//! Criterion benchmarks of the screening networks on the CPU: inference and one training
+//! step (forward, loss, backward, Adam) of the small classifier and denoiser, and
+//! screening one 256-pixel scan with the shipped weights. The side-by-side comparison with
+//! PyTorch (all four networks, paper sizes included) is `tools/compare/models.py`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nanoml::models::nn::{Mode, binary_cross_entropy_with_logits, weighted_cross_entropy};
+use nanoml::models::optim::Optimizer;
+use nanoml::models::{Classifier, ClassifierConfig, DType, Denoiser, DenoiserConfig, Device, Network, Tensor};
+use nanoml::screening::{Screener, ScreeningConfig};
+use ndarray::Array2;
+use std::hint::black_box;
+
+fn models(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let mut g = c.benchmark_group("models");
+    g.sample_size(10);
+    let clf = Classifier::new(&ClassifierConfig::small(), 0, &dev).expect("classifier");
+    let x = Tensor::rand(0f32, 1f32, (32, 1, 100, 100), &dev).expect("input");
+    let labels: Vec<usize> = (0..32).map(|i| i % 5).collect();
+    g.bench_function("classifier_small_forward_b32", |b| {
+        b.iter(|| clf.forward(black_box(&x), Mode::Eval).expect("forward"))
+    });
+    let mut opt = Optimizer::adam().start(clf.params().vars()).expect("optimiser");
+    let mut step = 0;
+    g.bench_function("classifier_small_train_step_b32", |b| {
+        b.iter(|| {
+            step += 1;
+            let y = clf.forward(&x, Mode::Train { seed: step }).expect("forward");
+            let loss = weighted_cross_entropy(&y, &labels, None).expect("loss");
+            opt.step(&loss.backward().expect("backward"), 1e-4).expect("step");
+        })
+    });
+    let den = Denoiser::new(&DenoiserConfig::small(), 0, &dev).expect("denoiser");
+    let x = Tensor::rand(0f32, 1f32, (16, 1, 200, 200), &dev).expect("input");
+    let target = x.ge(0.5).and_then(|t| t.to_dtype(DType::F32)).expect("target");
+    g.bench_function("denoiser_small_forward_b16", |b| {
+        b.iter(|| den.forward(black_box(&x), Mode::Eval).expect("forward"))
+    });
+    let mut opt = Optimizer::adam().start(den.params().vars()).expect("optimiser");
+    g.bench_function("denoiser_small_train_step_b16", |b| {
+        b.iter(|| {
+            let y = den.forward(&x, Mode::Train { seed: 0 }).expect("forward");
+            let loss = binary_cross_entropy_with_logits(&y, &target).expect("loss");
+            opt.step(&loss.backward().expect("backward"), 1e-4).expect("step");
+        })
+    });
+    let screener = Screener::pretrained(ScreeningConfig::default(), &dev).expect("screener");
+    let mut rng = nanoml::core::Xoshiro256PlusPlus::seed_from_u64(3);
+    let scan = Array2::from_shape_fn(
+        (256, 256),
+        |(r, c)| if (r / 6 + c / 6) % 3 == 0 { 2.0 } else { 0.0 } + 0.05 * rng.normal(),
+    );
+    g.bench_function("screen_scan_256", |b| b.iter(|| screener.screen_heights("bench", black_box(&scan))));
+    g.finish();
+}
+
+criterion_group!(benches, models);
+criterion_main!(benches);

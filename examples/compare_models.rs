@@ -1,0 +1,58 @@
+//! Training and inference throughput of the screening networks, for
+//! `tools/compare/models.py` (which runs the same architectures in PyTorch and prints the
+//! ratios). Prints one JSON line per network and pass:
+//! `{"network", "batch", "side", "pass": "forward" | "train", "images_per_s"}`.
+//!
+//! ```text
+//! cargo run --release --example compare_models -- [REPEATS]
+//! ```
+//!
+//! "train" is one optimisation step: forward in training mode, loss, backward, Adam update.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its job
+
+use anyhow::Result;
+use nanoml::models::nn::{Mode, binary_cross_entropy_with_logits, weighted_cross_entropy};
+use nanoml::models::optim::Optimizer;
+use nanoml::models::{Classifier, ClassifierConfig, Denoiser, DenoiserConfig, Device, Network, Tensor};
+
+#[path = "common/mod.rs"]
+mod common;
+
+fn measure(name: &str, net: &dyn Network, side: usize, batch: usize, classes: bool, repeats: usize) -> Result<()> {
+    let x = Tensor::rand(0f32, 1f32, (batch, 1, side, side), &Device::Cpu)?;
+    let forward = common::median_seconds(repeats, || net.forward(&x, Mode::Eval).map(|y| y.dims().to_vec()));
+    println!(
+        r#"{{"network": "{name}", "batch": {batch}, "side": {side}, "pass": "forward", "images_per_s": {}}}"#,
+        batch as f64 / forward
+    );
+    let labels: Vec<usize> = (0..batch).map(|i| i % 5).collect();
+    let target = x.ge(0.5)?.to_dtype(nanoml::models::DType::F32)?;
+    let mut opt = Optimizer::adam().start(net.params().vars())?;
+    let mut step = 0u64;
+    let train = common::median_seconds(repeats, || -> Result<()> {
+        step += 1;
+        let y = net.forward(&x, Mode::Train { seed: step })?;
+        let loss = if classes {
+            weighted_cross_entropy(&y, &labels, None)?
+        } else {
+            binary_cross_entropy_with_logits(&y, &target)?
+        };
+        opt.step(&loss.backward()?, 1e-4)?;
+        Ok(())
+    });
+    println!(
+        r#"{{"network": "{name}", "batch": {batch}, "side": {side}, "pass": "train", "images_per_s": {}}}"#,
+        batch as f64 / train
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let repeats: usize = std::env::args().nth(1).map(|r| r.parse()).transpose()?.unwrap_or(5).max(1);
+    let dev = Device::Cpu;
+    measure("classifier_paper", &Classifier::new(&ClassifierConfig::paper(), 0, &dev)?, 200, 32, true, repeats)?;
+    measure("classifier_small", &Classifier::new(&ClassifierConfig::small(), 0, &dev)?, 100, 32, true, repeats)?;
+    measure("denoiser_paper", &Denoiser::new(&DenoiserConfig::paper(), 0, &dev)?, 200, 16, false, repeats)?;
+    measure("denoiser_small", &Denoiser::new(&DenoiserConfig::small(), 0, &dev)?, 200, 16, false, repeats)?;
+    Ok(())
+}

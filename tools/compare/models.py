@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Training and inference throughput of the screening networks: nanoml (candle, CPU)
+against PyTorch (CPU) on the same architectures, batch sizes, inputs and thread count,
+in one run.
+
+    OMP_NUM_THREADS=2 ../pyenv/bin/python tools/compare/models.py [--repeats 5] [--rounds 3]
+
+Networks (nanoml's layer-for-layer twins; see crates/models/src/{classifier,denoiser}.rs):
+  classifier_paper  200×200, batch 32: 2 × [conv3×3 valid + ReLU] ×2 blocks (32, 64),
+                    max-pool, dropout, dense 256, dense 5 (36,258,789 parameters)
+  classifier_small  100×100, batch 32: 3 blocks of 2 same-padded convs (8, 16, 32),
+                    global average pooling, dense 32, dense 5 (19,261 parameters)
+  denoiser_paper    200×200, batch 16: conv64-pool-conv32-pool-conv32-up-conv64-up-conv1 (47,425)
+  denoiser_small    the same with 16, 8, 8, 16 channels (3,217)
+"forward" is inference (eval mode, no gradients); "train" is one step: forward in train
+mode, loss (cross-entropy / BCE with logits), backward, Adam. The ratio is nanoml's
+images/s over PyTorch's (above 1: nanoml is faster).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def vgg(side, blocks, padding, dense, global_pool, drop_block, drop_dense):
+    layers, ch = [], 1
+    for block in blocks:
+        for out in block:
+            layers += [nn.Conv2d(ch, out, 3, padding=1 if padding == "same" else 0), nn.ReLU()]
+            ch = out
+            if padding == "valid":
+                side -= 2
+        layers += [nn.MaxPool2d(2), nn.Dropout(drop_block)]
+        side //= 2
+    if global_pool:
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        feats = ch
+    else:
+        layers += [nn.Flatten()]
+        feats = ch * side * side
+    for width in dense:
+        layers += [nn.Linear(feats, width), nn.ReLU(), nn.Dropout(drop_dense)]
+        feats = width
+    layers += [nn.Linear(feats, 5)]
+    return nn.Sequential(*layers)
+
+
+def autoencoder(enc, dec):
+    layers, ch = [], 1
+    for out in enc:
+        layers += [nn.Conv2d(ch, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        ch = out
+    for out in dec:
+        layers += [nn.Conv2d(ch, out, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2, mode="nearest")]
+        ch = out
+    layers += [nn.Conv2d(ch, 1, 3, padding=1)]
+    return nn.Sequential(*layers)
+
+
+NETWORKS = {
+    "classifier_paper": (lambda: vgg(200, [[32, 32], [64, 64]], "valid", [256], False, 0.25, 0.5), 200, 32, True),
+    "classifier_small": (lambda: vgg(100, [[8, 8], [16, 16], [32, 32]], "same", [32], True, 0.1, 0.2), 100, 32, True),
+    "denoiser_paper": (lambda: autoencoder([64, 32], [32, 64]), 200, 16, False),
+    "denoiser_small": (lambda: autoencoder([16, 8], [8, 16]), 200, 16, False),
+}
+
+
+def median_time(f, repeats):
+    f()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def torch_rates(repeats):
+    out = {}
+    for name, (make, side, batch, classes) in NETWORKS.items():
+        torch.manual_seed(0)
+        net = make()
+        x = torch.rand(batch, 1, side, side)
+        y = torch.arange(batch) % 5 if classes else (x >= 0.5).float()
+        loss_fn = nn.CrossEntropyLoss() if classes else nn.BCEWithLogitsLoss()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-4, eps=1e-7)
+
+        def forward():
+            net.eval()
+            with torch.no_grad():
+                net(x)
+
+        def train():
+            net.train()
+            opt.zero_grad()
+            loss_fn(net(x), y).backward()
+            opt.step()
+
+        out[(name, "forward")] = batch / median_time(forward, repeats)
+        out[(name, "train")] = batch / median_time(train, repeats)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
+    torch.set_num_threads(threads)
+    root = os.path.normpath(os.path.join(HERE, "..", ".."))
+    cmd = ["cargo", "run", "--quiet", "--release", "--example", "compare_models", "--", str(args.repeats)]
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    ours_rounds, theirs_rounds = [], []
+    for _ in range(args.rounds):
+        res = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True, env=env)
+        ours_rounds.append({(r["network"], r["pass"]): r["images_per_s"] for r in map(json.loads, res.stdout.splitlines())})
+        theirs_rounds.append(torch_rates(args.repeats))
+    ours = {k: float(np.median([r[k] for r in ours_rounds])) for k in ours_rounds[0]}
+    theirs = {k: float(np.median([r[k] for r in theirs_rounds])) for k in theirs_rounds[0]}
+    print(f"PyTorch {torch.__version__} (CPU), {threads} threads; nanoml on candle 0.11 (CPU); "
+          f"medians of {args.repeats} calls, median over {args.rounds} alternating rounds")
+    print(f"{'network':<18} {'pass':<8} {'nanoml img/s':>13} {'PyTorch img/s':>14} {'ratio':>7}")
+    lines = []
+    for (name, kind), rate in ours.items():
+        _, side, batch, _ = NETWORKS[name]
+        peer = theirs[(name, kind)]
+        print(f"{name:<18} {kind:<8} {rate:>13.1f} {peer:>14.1f} {rate / peer:>6.2f}×")
+        what = f"{side}², batch {batch}, {threads} threads, {'inference' if kind == 'forward' else 'forward+backward+Adam'}"
+        lines.append(f"| {name} {kind} | {what} | PyTorch {torch.__version__} CPU | {rate:.1f} img/s | {peer:.1f} img/s | {rate / peer:.2f}× |")
+    print("\nFor docs/benchmarks.md:")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
