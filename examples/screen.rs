@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example screen                      # the demo set, made on the fly
 //! cargo run --release --example screen -- FILE_OR_DIR ...   # your scans (.gwy, .sxm, .ibw, .dat)
-//!     [--out DIR] [--stride PX] [--no-denoise] [--min-confidence P] [--max-std S]
+//!     [--out DIR] [--stride PX] [--denoise] [--min-confidence P] [--max-std S] [--channel NAME]
 //! ```
 //!
 //! Without paths it builds a demo set of 256×256 AFM-like scans: height maps (substrate
@@ -188,7 +188,7 @@ fn main() -> Result<()> {
         match a.as_str() {
             "--out" => out = PathBuf::from(value()?),
             "--stride" => config.stride = value()?.parse()?,
-            "--no-denoise" => config.denoise = false,
+            "--denoise" => config.denoise = true,
             "--min-confidence" => config.min_confidence = value()?.parse()?,
             "--max-std" => config.max_class_std = value()?.parse()?,
             "--channel" => config.channel = Some(value()?),

@@ -50,6 +50,7 @@ struct Args {
     denoiser_train: usize,
     denoiser_epochs: usize,
     seed: u64,
+    classifier: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args> {
@@ -62,6 +63,7 @@ fn parse() -> Result<Args> {
         denoiser_train: 1500,
         denoiser_epochs: 6,
         seed: 2020,
+        classifier: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -75,6 +77,7 @@ fn parse() -> Result<Args> {
             "--denoiser-train" => a.denoiser_train = value()?.parse()?,
             "--denoiser-epochs" => a.denoiser_epochs = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
+            "--classifier" => a.classifier = Some(PathBuf::from(value()?)),
             other => bail!("unknown argument {other:?}; see the example's documentation"),
         }
     }
@@ -199,8 +202,23 @@ fn main() -> Result<()> {
         ..TrainConfig::default()
     };
     let progress = bar("batches");
-    let history =
-        Trainer::new(cfg).progress(&progress).on_epoch(&print_epoch).fit(&classifier, &train_set, Some(&val_set))?;
+    let (classifier, history) = match &args.classifier {
+        // A classifier trained before by this command (same seed, same films): only the
+        // denoiser is trained.
+        Some(dir) => {
+            let trained: Classifier = checkpoint::load(&dir.join("classifier"), &Device::Cpu)?;
+            println!("  (loaded from {} instead of training)", dir.display());
+            (trained, None)
+        }
+        None => {
+            let h = Trainer::new(cfg).progress(&progress).on_epoch(&print_epoch).fit(
+                &classifier,
+                &train_set,
+                Some(&val_set),
+            )?;
+            (classifier, Some(h))
+        }
+    };
     checkpoint::save(&classifier, &args.out.join("classifier"))?;
 
     let probs = classify(&classifier, &val_x)?;
@@ -210,7 +228,7 @@ fn main() -> Result<()> {
     let report = ClassReport::new(&val_y, &pred, 5)?;
     let auroc = metrics::roc_auc_ovr(&val_y, probs.view(), Average::Macro).ok();
     let confusion = metrics::confusion_matrix(&val_y, &pred, 5)?;
-    println!("\nHeld-out validation ({} films), best epoch {}:", val_y.len(), history.best_epoch);
+    println!("\nHeld-out validation ({} films), best epoch {:?}:", val_y.len(), history.as_ref().map(|h| h.best_epoch));
     println!(
         "  accuracy {:.2} %, balanced accuracy {:.2} %, macro F1 {:.3}, AUROC (one-vs-rest, macro) {}",
         100.0 * accuracy,

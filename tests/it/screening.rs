@@ -63,6 +63,12 @@ fn a_directory_run_survives_bad_files_and_writes_reports() {
     let csv = std::fs::read_to_string(dir.join("r.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
     assert!(csv.starts_with("name,accepted,class,p_liquid"));
+    // The denoising path (off by default) classifies the same 49 windows.
+    let denoising =
+        Screener::pretrained(ScreeningConfig { denoise: true, ..Default::default() }, &Device::Cpu).unwrap();
+    let d = denoising.screen_heights("islands", &islands(3));
+    assert_eq!((d.windows, d.mean_probabilities.len()), (49, 5));
+    assert_ne!(d.mask, all[3].mask, "the denoiser changed nothing");
     let picture = overlay(&all[3], 8, 200).unwrap();
     assert_eq!(picture.dim(), (256, 256, 3));
     assert!(overlay(&all[0], 8, 200).is_none());

@@ -25,9 +25,13 @@ impl DenoiserConfig {
         DenoiserConfig { encoder: vec![64, 32], decoder: vec![32, 64] }
     }
 
-    /// The same shape with a quarter of the channels (16, 8 | 8, 16); 3,217 parameters.
+    /// A small network for the shipped weights: one level (Conv16 → pool → Conv16 → up →
+    /// Conv1); 2,625 parameters. (A two-level net with a quarter of the paper's channels,
+    /// 16, 8 | 8, 16, could not keep the 1–2 pixel particles through its 8-channel
+    /// quarter-resolution bottleneck: trained the same way it lowered the pixel accuracy
+    /// of 40 % pepper-noised films from 86.8 % to 85.0 %.)
     pub fn small() -> Self {
-        DenoiserConfig { encoder: vec![16, 8], decoder: vec![8, 16] }
+        DenoiserConfig { encoder: vec![16], decoder: vec![16] }
     }
 
     /// Checks that the layers fit together.

@@ -25,7 +25,7 @@ fn small_networks_map_shapes_and_stay_small() {
     assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-5));
 
     let d = Denoiser::new(&DenoiserConfig::small(), 1, &Device::Cpu).unwrap();
-    assert_eq!(d.params().count(), 3_217);
+    assert_eq!(d.params().count(), 2_625);
     let y = d.denoise(&Tensor::zeros((2, 1, 200, 200), DType::F32, &Device::Cpu).unwrap()).unwrap();
     assert_eq!(y.dims(), &[2, 1, 200, 200]);
 }
@@ -43,7 +43,7 @@ fn wrong_inputs_and_configurations_are_errors() {
     let wrong = Tensor::zeros((1, 1, 64, 64), DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(c.forward(&wrong, Mode::Eval), Err(Error::InvalidParameter { name: "input", .. })));
     let d = Denoiser::new(&DenoiserConfig::small(), 1, &Device::Cpu).unwrap();
-    let odd = Tensor::zeros((1, 1, 202, 202), DType::F32, &Device::Cpu).unwrap();
+    let odd = Tensor::zeros((1, 1, 201, 201), DType::F32, &Device::Cpu).unwrap();
     assert!(d.forward(&odd, Mode::Eval).is_err());
     let tiny = ClassifierConfig { input_size: 10, ..ClassifierConfig::paper() };
     assert!(matches!(Classifier::new(&tiny, 0, &Device::Cpu), Err(Error::InvalidParameter { name: "input_size", .. })));
