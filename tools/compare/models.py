@@ -11,7 +11,7 @@ Networks (nanoml's layer-for-layer twins; see crates/models/src/{classifier,deno
   classifier_small  100×100, batch 32: 3 blocks of 2 same-padded convs (8, 16, 32),
                     global average pooling, dense 32, dense 5 (19,261 parameters)
   denoiser_paper    200×200, batch 16: conv64-pool-conv32-pool-conv32-up-conv64-up-conv1 (47,425)
-  denoiser_small    the same with 16, 8, 8, 16 channels (3,217)
+  denoiser_small    conv16-pool-conv16-up-conv1 (2,625)
 "forward" is inference (eval mode, no gradients); "train" is one step: forward in train
 mode, loss (cross-entropy / BCE with logits), backward, Adam. The ratio is nanoml's
 images/s over PyTorch's (above 1: nanoml is faster).
@@ -21,11 +21,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import median_seconds  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,18 +71,12 @@ NETWORKS = {
     "classifier_paper": (lambda: vgg(200, [[32, 32], [64, 64]], "valid", [256], False, 0.25, 0.5), 200, 32, True),
     "classifier_small": (lambda: vgg(100, [[8, 8], [16, 16], [32, 32]], "same", [32], True, 0.1, 0.2), 100, 32, True),
     "denoiser_paper": (lambda: autoencoder([64, 32], [32, 64]), 200, 16, False),
-    "denoiser_small": (lambda: autoencoder([16, 8], [8, 16]), 200, 16, False),
+    "denoiser_small": (lambda: autoencoder([16], [16]), 200, 16, False),
 }
 
 
 def median_time(f, repeats):
-    f()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return median_seconds(lambda _: f(), None, repeats)
 
 
 def torch_rates(repeats):
