@@ -7,7 +7,7 @@
 //!     [--out DIR] [--stride PX] [--denoise] [--min-confidence P] [--max-std S] [--channel NAME]
 //! ```
 //!
-//! Without paths it builds a demo set of 256×256 AFM-like scans: height maps (substrate
+//! Without paths it builds a demo set of 256×256 AFM-like scans (one of them 512×512): height maps (substrate
 //! 0 nm, solvent 1 nm, particles 2 nm) of Rabani films simulated with a seed the shipped
 //! networks never saw, labelled by their Euler number, with instrument artefacts added
 //! (tilt, bow, row offsets, noise); plus deliberately bad scans (pure noise, a tip crash,
@@ -115,13 +115,13 @@ fn demo_set() -> Result<Vec<Demo>> {
     // Bad scans.
     let noise = Artefacts { white_noise: 0.5, flicker_noise: 0.3, ..instrument() };
     demos.push(Demo { name: "noise".into(), heights: apply(&Array2::zeros((SIDE, SIDE)), &noise, 5)?, expected: None });
-    let crash_tip = Tip { radius: 0.5, second_apex: Some(((0, 6), -0.2)), reach: 8 };
-    let crash = Artefacts { tip_change: Some((96, crash_tip, 2.5)), scars: (40, 1.5), ..instrument() };
-    demos.push(Demo {
-        name: "tip-crash".into(),
-        heights: apply(&heights_of(&find(Category::Cellular)?)?, &crash, 6)?,
-        expected: None,
-    });
+    // A tip crash half-way down a 512-pixel scan (the film tiled 2 × 2; the lattice is
+    // periodic): from then on a blunt double tip smears the particles, 1.5 nm higher.
+    let crash_tip = Tip { radius: 12.0, second_apex: Some(((0, 9), -0.3)), reach: 12 };
+    let crash = Artefacts { tip_change: Some((SIDE, crash_tip, 1.5)), scars: (60, 1.5), ..instrument() };
+    let film = heights_of(&find(Category::Cellular)?)?;
+    let tiled = Array2::from_shape_fn((2 * SIDE, 2 * SIDE), |(r, c)| film[[r % SIDE, c % SIDE]]);
+    demos.push(Demo { name: "tip-crash".into(), heights: apply(&tiled, &crash, 6)?, expected: None });
     let mut mixed = heights_of(&find(Category::Island)?)?;
     mixed.slice_mut(s![.., SIDE / 2..]).assign(&heights_of(&find(Category::Liquid)?)?.slice(s![.., SIDE / 2..]));
     demos.push(Demo { name: "mixed".into(), heights: apply(&mixed, &instrument(), 7)?, expected: None });

@@ -97,7 +97,7 @@ pub struct ScreeningConfig {
     /// held-out films with 40 % pepper noise it raises pixel accuracy from 86.8 % to 92.2 %
     /// and the classifier's accuracy from 97.6 % to 98.4 %), but on the demo set it also
     /// makes pure noise and a half-noisy scan look like clean films, which then pass: the
-    /// decision's specificity falls from 3/4 to 1/4 with the same sensitivity (7/8)
+    /// decision's specificity falls from 4/4 to 2/4 with the same sensitivity (7/8)
     /// (docs/reproduction.md).
     pub denoise: bool,
     /// Run the homogeneity checks (thresholds from `homogeneity`). Default true.
