@@ -26,7 +26,8 @@
 //!
 //! Every check that can run does, so a rejected scan lists all its reasons. All
 //! thresholds are fields of [`ScreeningConfig`]; the defaults are the reference's.
-//! Reports: [`write_json`], [`write_csv`] and per-scan PNG overlays ([`overlay`]).
+//! Reports: [`write_json`], [`write_csv`] and per-scan PNG overlays ([`overlay`]);
+//! [`confidence_roc`] tunes the confidence threshold on scans labelled by hand.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -493,6 +494,24 @@ impl Screener {
             seconds: start.elapsed().as_secs_f64(),
         })
     }
+}
+
+/// The ROC curve of the confidence rule on labelled scans, to tune
+/// [`ScreeningConfig::min_confidence`]: each scan scores its top class's mean probability
+/// (0 when it never reached classification), `good[i]` says whether scan `i` should pass.
+/// A threshold from the curve's `thresholds` accepts the scans scoring at least it (the
+/// other checks still apply). Errors when `good` has the wrong length or holds one kind only.
+pub fn confidence_roc(screenings: &[Screening], good: &[bool]) -> Result<nanoml_models::metrics::RocCurve> {
+    if good.len() != screenings.len() {
+        return Err(invalid(
+            "good",
+            format!("{} labels", good.len()),
+            &format!("{}, one per screening", screenings.len()),
+        ));
+    }
+    let scores: Vec<f64> =
+        screenings.iter().map(|s| s.mean_probabilities.iter().copied().fold(0.0, f64::max)).collect();
+    Ok(nanoml_models::metrics::roc_curve(good, &scores, true)?)
 }
 
 /// Colours of the classes in overlays (liquid, hole, cellular, labyrinth, island).

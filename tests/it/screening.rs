@@ -7,7 +7,7 @@ use nanoml::models::metrics;
 use nanoml::models::pretrained::{CLASSES, screening_classifier};
 use nanoml::models::{Device, tensor::tensor_to_array2};
 use nanoml::rabani::dataset::{Augmentation, TrainingSet};
-use nanoml::screening::{Reason, Screener, ScreeningConfig, overlay, write_csv, write_json};
+use nanoml::screening::{Reason, Screener, ScreeningConfig, confidence_roc, overlay, write_csv, write_json};
 use ndarray::{Array2, Axis};
 
 fn screener() -> Screener {
@@ -69,6 +69,10 @@ fn a_directory_run_survives_bad_files_and_writes_reports() {
     let d = denoising.screen_heights("islands", &islands(3));
     assert_eq!((d.windows, d.mean_probabilities.len()), (49, 5));
     assert_ne!(d.mask, all[3].mask, "the denoiser changed nothing");
+    // ROC of the confidence rule: the classified scan scores above the unreadable ones.
+    let roc = confidence_roc(&all, &[false, false, false, true]).unwrap();
+    assert_eq!(roc.auc(), 1.0);
+    assert!(confidence_roc(&all, &[true]).is_err());
     let picture = overlay(&all[3], 8, 200).unwrap();
     assert_eq!(picture.dim(), (256, 256, 3));
     assert!(overlay(&all[0], 8, 200).is_none());
