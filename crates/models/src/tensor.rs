@@ -1,7 +1,7 @@
 //! Conversions between `ndarray` arrays and candle tensors (NCHW, f32).
 
 use candle_core::{Device, Tensor};
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{Array2, Array3, Array4, ArrayView2, ArrayView4};
 
 use crate::{Error, Result};
 
@@ -21,6 +21,15 @@ pub fn images_to_tensor(images: &[ArrayView2<'_, f32>], device: &Device) -> Resu
         data.extend(im.iter().copied());
     }
     Ok(Tensor::from_vec(data, (images.len(), 1, h, w), device)?)
+}
+
+/// A stack of grey images `[n, h, w]` as an `[n, 1, h, w]` tensor, without a copy when
+/// the array is in standard layout.
+pub fn stack_to_tensor(images: Array3<f32>, device: &Device) -> Result<Tensor> {
+    let (n, h, w) = images.dim();
+    let data =
+        if images.is_standard_layout() { images.into_raw_vec_and_offset().0 } else { images.iter().copied().collect() };
+    Ok(Tensor::from_vec(data, (n, 1, h, w), device)?)
 }
 
 /// An NCHW array as a tensor.

@@ -19,7 +19,7 @@ use crate::augment::Augment;
 use crate::metrics::argmax_rows;
 use crate::nn::{Mode, binary_cross_entropy_with_logits, weighted_cross_entropy};
 use crate::optim::{Optimizer, Schedule};
-use crate::tensor::tensor_to_array2;
+use crate::tensor::{stack_to_tensor, tensor_to_array2};
 use crate::{Error, Network, Result};
 
 /// What a batch is trained towards.
@@ -62,13 +62,6 @@ fn stack(images: &Array3<f32>, indices: &[usize]) -> Result<Array3<f32>> {
         return Err(Error::invalid("indices", i, format!("below {}", images.len_of(Axis(0)))));
     }
     Ok(images.select(Axis(0), indices))
-}
-
-fn to_tensor(images: Array3<f32>, device: &Device) -> Result<Tensor> {
-    let (n, h, w) = images.dim();
-    let data =
-        if images.is_standard_layout() { images.into_raw_vec_and_offset().0 } else { images.iter().copied().collect() };
-    Ok(Tensor::from_vec(data, (n, 1, h, w), device)?)
 }
 
 fn check_images(images: &Array3<f32>) -> Result<()> {
@@ -124,7 +117,7 @@ impl Dataset for LabelledImages {
             x = self.augment.apply_batch(&x, seed)?;
         }
         let targets = Targets::Classes(indices.iter().map(|&i| self.labels[i]).collect());
-        Ok(Batch { inputs: to_tensor(x, device)?, targets })
+        Ok(Batch { inputs: stack_to_tensor(x, device)?, targets })
     }
 }
 
@@ -173,7 +166,7 @@ impl Dataset for Denoising {
             None => derive_seed(self.validation_seed, indices.first().copied().unwrap_or(0) as u64),
         };
         let noisy = self.corruption.apply_batch(&clean, noise_seed)?;
-        Ok(Batch { inputs: to_tensor(noisy, device)?, targets: Targets::Images(to_tensor(clean, device)?) })
+        Ok(Batch { inputs: stack_to_tensor(noisy, device)?, targets: Targets::Images(stack_to_tensor(clean, device)?) })
     }
 }
 
