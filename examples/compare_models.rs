@@ -4,23 +4,28 @@
 //! `{"network", "batch", "side", "pass": "forward" | "train", "images_per_s"}`.
 //!
 //! ```text
-//! cargo run --release --example compare_models -- [REPEATS]
+//! cargo run --release --example compare_models -- [REPEATS] [--device cpu|cuda|cuda:N|metal]
 //! ```
 //!
 //! "train" is one optimisation step: forward in training mode, loss, backward, Adam update.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its job
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nanoml::models::nn::{Mode, binary_cross_entropy_with_logits, weighted_cross_entropy};
 use nanoml::models::optim::Optimizer;
-use nanoml::models::{Classifier, ClassifierConfig, Denoiser, DenoiserConfig, Device, Network, Tensor};
+use nanoml::models::{Classifier, ClassifierConfig, Denoiser, DenoiserConfig, DeviceChoice, Network, Tensor};
 
 #[path = "common/mod.rs"]
 mod common;
 
 fn measure(name: &str, net: &dyn Network, side: usize, batch: usize, classes: bool, repeats: usize) -> Result<()> {
-    let x = Tensor::rand(0f32, 1f32, (batch, 1, side, side), &Device::Cpu)?;
-    let forward = common::median_seconds(repeats, || net.forward(&x, Mode::Eval).map(|y| y.dims().to_vec()));
+    let dev = net.params().device();
+    let x = Tensor::rand(0f32, 1f32, (batch, 1, side, side), dev)?;
+    // GPU kernels run asynchronously: each timed call waits for its device.
+    let forward = common::median_seconds(repeats, || -> Result<()> {
+        net.forward(&x, Mode::Eval)?;
+        Ok(dev.synchronize()?)
+    });
     println!(
         r#"{{"network": "{name}", "batch": {batch}, "side": {side}, "pass": "forward", "images_per_s": {}}}"#,
         batch as f64 / forward
@@ -38,7 +43,7 @@ fn measure(name: &str, net: &dyn Network, side: usize, batch: usize, classes: bo
             binary_cross_entropy_with_logits(&y, &target)?
         };
         opt.step(&loss.backward()?, 1e-4)?;
-        Ok(())
+        Ok(dev.synchronize()?)
     });
     println!(
         r#"{{"network": "{name}", "batch": {batch}, "side": {side}, "pass": "train", "images_per_s": {}}}"#,
@@ -48,8 +53,16 @@ fn measure(name: &str, net: &dyn Network, side: usize, batch: usize, classes: bo
 }
 
 fn main() -> Result<()> {
-    let repeats: usize = std::env::args().nth(1).map(|r| r.parse()).transpose()?.unwrap_or(5).max(1);
-    let dev = Device::Cpu;
+    let mut repeats = 5;
+    let mut device = DeviceChoice::Cpu;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--device" => device = args.next().context("--device needs a value")?.parse()?,
+            n => repeats = n.parse::<usize>().with_context(|| format!("REPEATS must be a count, not {n:?}"))?.max(1),
+        }
+    }
+    let dev = device.open()?;
     measure("classifier_paper", &Classifier::new(&ClassifierConfig::paper(), 0, &dev)?, 200, 32, true, repeats)?;
     measure("classifier_small", &Classifier::new(&ClassifierConfig::small(), 0, &dev)?, 100, 32, true, repeats)?;
     measure("denoiser_paper", &Denoiser::new(&DenoiserConfig::paper(), 0, &dev)?, 200, 16, false, repeats)?;

@@ -5,6 +5,7 @@
 //! cargo run --release --example screen                      # the demo set, made on the fly
 //! cargo run --release --example screen -- FILE_OR_DIR ...   # your scans (.gwy, .sxm, .ibw, .dat)
 //!     [--out DIR] [--stride PX] [--denoise] [--min-confidence P] [--max-std S] [--channel NAME]
+//!     [--device cpu|cuda|cuda:N|metal|auto]
 //! ```
 //!
 //! Without paths it builds a demo set of 256×256 AFM-like scans (one of them 512×512): height maps (substrate
@@ -25,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use nanoml::core::io::png::write_rgb8;
 use nanoml::core::resample::resize_nearest;
 use nanoml::core::{ProgressUpdate, Xoshiro256PlusPlus, derive_seed};
-use nanoml::models::Device;
+use nanoml::models::DeviceChoice;
 use nanoml::morphology::EulerRule;
 use nanoml::rabani::dataset::ParamRanges;
 use nanoml::rabani::{Category, Params, categorize, simulate};
@@ -182,6 +183,7 @@ fn main() -> Result<()> {
     let mut config = ScreeningConfig::default();
     let mut out = PathBuf::from("target/nanoml-out/screen");
     let mut paths = vec![];
+    let mut device = DeviceChoice::Cpu;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -192,13 +194,14 @@ fn main() -> Result<()> {
             "--min-confidence" => config.min_confidence = value()?.parse()?,
             "--max-std" => config.max_class_std = value()?.parse()?,
             "--channel" => config.channel = Some(value()?),
+            "--device" => device = value()?.parse()?,
             flag if flag.starts_with("--") => bail!("unknown option {flag}; see the example's documentation"),
             _ => paths.push(a),
         }
     }
     std::fs::create_dir_all(out.join("overlays"))?;
     let t0 = Instant::now();
-    let screener = Screener::pretrained(config.clone(), &Device::Cpu)?;
+    let screener = Screener::pretrained(config.clone(), &device.open()?)?;
     let progress = |u: &ProgressUpdate<'_>| {
         eprint!("\r  screened {} / {}", u.done, u.total.unwrap_or(0));
         let _ = std::io::stderr().flush();

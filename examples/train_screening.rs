@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example train_screening -- [--out DIR] [--config small|paper]
 //!     [--train N] [--val N] [--epochs E] [--denoiser-train N] [--denoiser-epochs E] [--seed S]
+//!     [--device cpu|cuda|cuda:N|metal|auto]
 //! ```
 //!
 //! The shipped weights (`crates/models/weights/`) were made with
@@ -36,7 +37,7 @@ use nanoml::models::augment::Augment;
 use nanoml::models::metrics::{self, Average, ClassReport};
 use nanoml::models::optim::{Optimizer, Schedule};
 use nanoml::models::train::{ClassWeights, Denoising, EpochRecord, LabelledImages, TrainConfig, Trainer};
-use nanoml::models::{Classifier, ClassifierConfig, Denoiser, DenoiserConfig, Device, Network, checkpoint};
+use nanoml::models::{Classifier, ClassifierConfig, Denoiser, DenoiserConfig, DeviceChoice, Network, checkpoint};
 use nanoml::rabani::Category;
 use nanoml::rabani::dataset::{Augmentation, TrainingSet};
 use ndarray::{Array2, Array3, Axis, s};
@@ -51,6 +52,7 @@ struct Args {
     denoiser_epochs: usize,
     seed: u64,
     classifier: Option<PathBuf>,
+    device: DeviceChoice,
 }
 
 fn parse() -> Result<Args> {
@@ -64,6 +66,7 @@ fn parse() -> Result<Args> {
         denoiser_epochs: 6,
         seed: 2020,
         classifier: None,
+        device: DeviceChoice::Cpu,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -78,6 +81,7 @@ fn parse() -> Result<Args> {
             "--denoiser-epochs" => a.denoiser_epochs = value()?.parse()?,
             "--seed" => a.seed = value()?.parse()?,
             "--classifier" => a.classifier = Some(PathBuf::from(value()?)),
+            "--device" => a.device = value()?.parse()?,
             other => bail!("unknown argument {other:?}; see the example's documentation"),
         }
     }
@@ -133,7 +137,7 @@ fn denoise(net: &Denoiser, windows: &Array3<f32>) -> Result<Array3<f32>> {
         let end = (start + 32).min(windows.len_of(Axis(0)));
         let x = nanoml::models::tensor::array4_to_tensor(
             windows.slice(s![start..end, .., ..]).insert_axis(Axis(1)),
-            &Device::Cpu,
+            net.params().device(),
         )?;
         let y = nanoml::models::tensor::tensor_to_array4(&net.denoise(&x)?)?;
         out.slice_mut(s![start..end, .., ..]).assign(&y.index_axis(Axis(1), 0).mapv(|v| v.round()));
@@ -150,6 +154,8 @@ fn main() -> Result<()> {
     };
     let denoiser_config = if args.config == "paper" { DenoiserConfig::paper() } else { DenoiserConfig::small() };
     std::fs::create_dir_all(&args.out)?;
+    let device = args.device.open()?;
+    println!("Device: {}", nanoml::models::device::device_name(&device));
     let t0 = Instant::now();
 
     println!("Simulating {} training and {} held-out validation films (L = 128, 200×200) …", args.train, args.val);
@@ -171,7 +177,7 @@ fn main() -> Result<()> {
     let geometry = Augment { flips: true, quarter_turns: true, circular_shift: true, ..Default::default() };
     let train_set = LabelledImages::new(resize(&train_x)?, train_y.clone(), geometry.clone())?;
     let val_set = LabelledImages::new(resize(&val_x)?, val_y.clone(), Augment::default())?;
-    let classifier = Classifier::new(&config, derive_seed(args.seed, 1), &Device::Cpu)?;
+    let classifier = Classifier::new(&config, derive_seed(args.seed, 1), &device)?;
     println!(
         "\nTraining the {} classifier ({} parameters, {side}×{side} input) for {} epochs …",
         args.config,
@@ -206,7 +212,7 @@ fn main() -> Result<()> {
         // A classifier trained before by this command (same seed, same films): only the
         // denoiser is trained.
         Some(dir) => {
-            let trained: Classifier = checkpoint::load(&dir.join("classifier"), &Device::Cpu)?;
+            let trained: Classifier = checkpoint::load(&dir.join("classifier"), &device)?;
             println!("  (loaded from {} instead of training)", dir.display());
             (trained, None)
         }
@@ -255,7 +261,7 @@ fn main() -> Result<()> {
     let den_train = Denoising::new(crops, Augment { flips: true, ..Default::default() }, pepper.clone(), 1)?;
     let den_val_clean = val_x.slice(s![..val_x.len_of(Axis(0)).min(200), .., ..]).to_owned();
     let den_val = Denoising::new(den_val_clean.clone(), Augment::default(), pepper.clone(), derive_seed(args.seed, 4))?;
-    let denoiser = Denoiser::new(&denoiser_config, derive_seed(args.seed, 5), &Device::Cpu)?;
+    let denoiser = Denoiser::new(&denoiser_config, derive_seed(args.seed, 5), &device)?;
     println!(
         "\nTraining the {} denoiser ({} parameters) on {n_crops} {crop}×{crop} crops, 40 % pepper noise, {} epochs …",
         args.config,

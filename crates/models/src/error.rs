@@ -46,6 +46,14 @@ pub enum Error {
         /// The underlying error.
         source: serde_json::Error,
     },
+    /// A device was asked for that this build lacks or the driver cannot open.
+    #[error("device {device} is unavailable: {reason}")]
+    DeviceUnavailable {
+        /// The device, as [`crate::device::DeviceChoice`] prints it (`cuda:0`).
+        device: String,
+        /// Why: the missing cargo feature, or the driver's error.
+        reason: String,
+    },
     /// An error from candle (tensor shapes, devices, safetensors).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -23,6 +23,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod classifier;
 pub mod denoiser;
+pub mod device;
 mod error;
 pub mod metrics;
 pub mod nn;
@@ -34,6 +35,7 @@ pub mod train;
 pub use candle_core::{DType, Device, Tensor};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use denoiser::{Denoiser, DenoiserConfig};
+pub use device::DeviceChoice;
 pub use error::{Error, Result};
 
 /// A network: named parameters and a forward pass.
