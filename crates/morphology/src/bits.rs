@@ -67,6 +67,17 @@ impl BitImage {
     }
 }
 
+/// Whether this x86-64 CPU has the bit-manipulation instructions (`popcnt`, `lzcnt`,
+/// BMI1, BMI2; every x86-64 CPU since about 2013) that the labelling's fast path is
+/// compiled for. The standard library detects them once and caches the answer.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_bit_instructions() -> bool {
+    std::arch::is_x86_feature_detected!("popcnt")
+        && std::arch::is_x86_feature_detected!("lzcnt")
+        && std::arch::is_x86_feature_detected!("bmi1")
+        && std::arch::is_x86_feature_detected!("bmi2")
+}
+
 /// Word `k` of a row shifted so that bit `j` holds the row's bit `j - 1` (the left
 /// neighbour), zero entering at column 0.
 #[inline]

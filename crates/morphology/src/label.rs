@@ -465,7 +465,9 @@ mod tests {
             let runs = RunComponents::with_strips(&mask, true, conn, false, 1).unwrap().label_image();
             let bands = BandComponents::with_strips(BitImage::from_mask(&mask), conn, true, strips).label_image(None);
             let from_bytes = BandComponents::with_strips(BitImage::from_mask(&mask), conn, true, strips).label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>));
+            let portable = BandComponents::with_strips_using(BitImage::from_mask(&mask), conn, true, strips, true).label_image(None);
             prop_assert_eq!(&from_bytes, &runs);
+            prop_assert_eq!(&portable, &runs);
             prop_assert_eq!(bands, runs);
         }
 

@@ -23,6 +23,7 @@ pub(crate) fn find(parent: &mut [u32], mut i: u32) -> u32 {
 /// labelling workloads (most unions join runs already in one set) is often at once.
 /// Parents only ever decrease, so `parent[i] <= i` and the root stays the set's smallest
 /// index.
+#[inline]
 pub(crate) fn union(parent: &mut [u32], a: u32, b: u32) {
     let (mut x, mut y) = (a as usize, b as usize);
     loop {
