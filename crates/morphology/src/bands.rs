@@ -16,7 +16,7 @@
 
 use crate::bits::{BitImage, shl1, shr1};
 use crate::label::Connectivity;
-use crate::unionfind::{StripJob, label_of, number_roots, offsets_and_strips, split_for_strips, union};
+use crate::unionfind::{StripJob, offsets_and_strips, resolve_labels, split_for_strips, union};
 use rayon::prelude::*;
 
 /// A band's union row with the starts and (inclusive) ends of its band runs, and the number
@@ -355,9 +355,8 @@ impl BandComponents {
     /// foreground as row-major 0/1 bytes (faster to fill from than the bits).
     pub(crate) fn label_image(mut self, mask: Option<&[u8]>) -> (Vec<u32>, usize) {
         // Roots are numbered in index order, which is raster order of first pixels thanks to
-        // the storage order of band runs; each run resolves its root while filling.
-        let next = number_roots(&mut self.parent);
-        let labels = self.parent;
+        // the storage order of band runs.
+        let (labels, next) = resolve_labels(&mut self.parent);
         let (rows, cols) = (self.bits.rows, self.bits.cols);
         if cols == 0 || rows == 0 {
             return (Vec::new(), next);
@@ -387,7 +386,7 @@ impl BandComponents {
                             // mask both rows; every pixel of the band is written.
                             marker.resize(cols, 0);
                             for i in runs.clone() {
-                                marker[start[i] as usize] = label_of(&labels, i as u32);
+                                marker[start[i] as usize] = labels[i];
                             }
                             let mut current = 0u32;
                             for mk in marker.iter_mut() {
@@ -395,10 +394,10 @@ impl BandComponents {
                                 *mk = current;
                             }
                             for ((o, &t), &l) in top_out.iter_mut().zip(top).zip(marker.iter()) {
-                                o.write(l * u32::from(t));
+                                o.write(l & u32::from(t).wrapping_neg());
                             }
                             for ((o, &b), &l) in bottom_out.iter_mut().zip(bottom).zip(marker.iter()) {
-                                o.write(l * u32::from(b));
+                                o.write(l & u32::from(b).wrapping_neg());
                             }
                             marker.fill(0);
                             continue;
@@ -407,13 +406,13 @@ impl BandComponents {
                         out.fill(std::mem::MaybeUninit::new(0));
                         let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
                         for i in runs {
-                            let (l, span) = (label_of(&labels, i as u32), start[i] as usize..end[i] as usize);
+                            let (l, span) = (labels[i], start[i] as usize..end[i] as usize);
                             for (o, &v) in top_out[span.clone()].iter_mut().zip(&top[span.clone()]) {
-                                o.write(l * u32::from(v));
+                                o.write(l & u32::from(v).wrapping_neg());
                             }
                             if !bottom_out.is_empty() {
                                 for (o, &v) in bottom_out[span.clone()].iter_mut().zip(&bottom[span]) {
-                                    o.write(l * u32::from(v));
+                                    o.write(l & u32::from(v).wrapping_neg());
                                 }
                             }
                         }
@@ -424,7 +423,7 @@ impl BandComponents {
                         let top = bits.row(2 * band);
                         let bottom = if bottom_out.is_empty() { top } else { bits.row(2 * band + 1) };
                         for i in runs {
-                            let l = label_of(&labels, i as u32);
+                            let l = labels[i];
                             for x in start[i] as usize..end[i] as usize {
                                 let (w, s) = (x / 64, x % 64);
                                 top_out[x].write(l & ((top[w] >> s) & 1).wrapping_neg() as u32);

@@ -11,7 +11,7 @@
 
 use crate::bands::BandComponents;
 use crate::bits::{BitImage, shl1, shr1};
-use crate::unionfind::{find, label_of, number_roots, offsets_and_strips, split_for_strips, union};
+use crate::unionfind::{find, offsets_and_strips, resolve_labels, split_for_strips, union};
 use crate::{Error, Result};
 use ndarray::{Array2, ArrayBase, Data, Ix2};
 use rayon::prelude::*;
@@ -283,10 +283,7 @@ impl RunComponents {
     /// Final label (1-based, raster order of first pixel) of every run, and the count.
     /// Consumes the union–find (`parent` is taken).
     pub(crate) fn run_labels(&mut self) -> (Vec<u32>, usize) {
-        let mut parent = std::mem::take(&mut self.parent);
-        let count = number_roots(&mut parent);
-        let labels = (0..parent.len() as u32).map(|i| label_of(&parent, i)).collect();
-        (labels, count)
+        resolve_labels(&mut std::mem::take(&mut self.parent))
     }
 
     /// Number of components none of whose pixels lies on the image border.
