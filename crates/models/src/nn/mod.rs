@@ -17,6 +17,8 @@ use nanoml_core::{Xoshiro256PlusPlus, derive_seed};
 
 use crate::{Error, Result};
 
+mod conv;
+
 /// Whether a forward pass trains (dropout active, with its own seed) or evaluates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -204,16 +206,38 @@ impl Conv2d {
     }
 
     /// Applies the convolution to an NCHW batch.
+    ///
+    /// On the CPU (f32) this runs nanoml's own kernels (see `nn::conv`: tiled im2col and
+    /// matrix products, forward and backward); on other devices, candle's convolution.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
-        let x = match self.padding {
-            Padding::Valid => x.clone(),
+        let pad = self.padding_of(h, w);
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            let op = conv::Conv2dOp { stride: self.stride, pad };
+            return Ok(x.contiguous()?.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?);
+        }
+        self.forward_reference(x)
+    }
+
+    /// Zero padding `[top, bottom, left, right]` for an `h × w` input.
+    fn padding_of(&self, h: usize, w: usize) -> [usize; 4] {
+        match self.padding {
+            Padding::Valid => [0; 4],
             Padding::Same => {
                 let total = |n: usize| ((n.div_ceil(self.stride) - 1) * self.stride + self.kernel).saturating_sub(n);
                 let (ph, pw) = (total(h), total(w));
-                x.pad_with_zeros(2, ph / 2, ph - ph / 2)?.pad_with_zeros(3, pw / 2, pw - pw / 2)?
+                [ph / 2, ph - ph / 2, pw / 2, pw - pw / 2]
             }
-        };
+        }
+    }
+
+    /// The convolution composed of candle's own ops (padding, `conv2d`, bias), on any
+    /// device: the fallback off the CPU, and the reference the CPU kernels are tested
+    /// against.
+    pub fn forward_reference(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let [top, bottom, left, right] = self.padding_of(h, w);
+        let x = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
         let y = x.conv2d(&self.weight, 0, self.stride, 1, 1)?;
         Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
     }
