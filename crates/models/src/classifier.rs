@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use nanoml_core::resample::resize_bilinear;
 use ndarray::ArrayView2;
 
-use crate::nn::{Builder, Conv2d, Linear, Mode, Padding, Params, dropout};
+use crate::nn::{Builder, Conv2d, Linear, Mode, Padding, Params, dropout, max_pool2d, relu};
 use crate::tensor::images_to_tensor;
 use crate::{Error, Network, Result};
 
@@ -189,14 +189,14 @@ impl Network for Classifier {
         let mut salt = 0;
         for block in &self.convs {
             for conv in block {
-                x = conv.forward(&x)?.relu()?;
+                x = relu(&conv.forward(&x)?)?;
             }
-            x = dropout(&x.max_pool2d(2)?, self.config.block_dropout, mode, salt)?;
+            x = dropout(&max_pool2d(&x, 2)?, self.config.block_dropout, mode, salt)?;
             salt += 1;
         }
         x = if self.config.global_pool { x.mean(D::Minus1)?.mean(D::Minus1)? } else { x.flatten_from(1)? };
         for layer in &self.dense {
-            x = dropout(&layer.forward(&x)?.relu()?, self.config.dense_dropout, mode, salt)?;
+            x = dropout(&relu(&layer.forward(&x)?)?, self.config.dense_dropout, mode, salt)?;
             salt += 1;
         }
         self.head.forward(&x)

@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Builder, Conv2d, Mode, Padding, Params};
+use crate::nn::{Builder, Conv2d, Mode, Padding, Params, max_pool2d, relu, upsample_nearest2d};
 use crate::{Error, Network, Result};
 
 /// The layers of a [`Denoiser`].
@@ -118,11 +118,10 @@ impl Network for Denoiser {
         }
         let mut x = x.clone();
         for conv in &self.encoder {
-            x = conv.forward(&x)?.relu()?.max_pool2d(2)?;
+            x = max_pool2d(&relu(&conv.forward(&x)?)?, 2)?;
         }
         for conv in &self.decoder {
-            let (_, _, h, w) = x.dims4()?;
-            x = conv.forward(&x)?.relu()?.upsample_nearest2d(2 * h, 2 * w)?;
+            x = upsample_nearest2d(&relu(&conv.forward(&x)?)?, 2)?;
         }
         self.output.forward(&x)
     }

@@ -18,9 +18,10 @@
 
 use std::cell::RefCell;
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::planes::{ChannelSum, contiguous};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
 /// `[n, o, ho, wo]`, with `stride` and zero padding `top`/`left` (bottom and right follow
@@ -259,17 +260,6 @@ fn for_images<T: Send>(out: &mut [T], per_image: usize, images: usize, f: impl F
     }
 }
 
-/// The f32 data of a contiguous tensor.
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("convolution: {what} must be f32, not {:?}", storage.dtype())
-    };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("convolution: {what} must be contiguous"),
-    }
-}
-
 /// The forward op: `(x, weight, bias) → y`, all f32 on the CPU.
 pub(crate) struct Conv2dOp {
     pub(crate) stride: usize,
@@ -303,8 +293,11 @@ impl CustomOp3 for Conv2dOp {
         bl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = self.geometry(xl.shape(), wl.shape())?;
-        let (x, weight, bias) =
-            (contiguous(xs, xl, "input")?, contiguous(ws, wl, "weight")?, contiguous(bs, bl, "bias")?);
+        let (x, weight, bias) = (
+            contiguous(xs, xl, "convolution input")?,
+            contiguous(ws, wl, "convolution weight")?,
+            contiguous(bs, bl, "convolution bias")?,
+        );
         if bias.len() != g.o {
             candle_core::bail!("convolution: bias has {} values for {} channels", bias.len(), g.o)
         }
@@ -325,7 +318,7 @@ impl CustomOp3 for Conv2dOp {
         let dy = dy.contiguous()?;
         let dx = if x.track_op() { Some(dy.apply_op2_no_bwd(weight, &ConvInputGrad(g))?) } else { None };
         let dw = if weight.track_op() { Some(dy.apply_op2_no_bwd(x, &ConvWeightGrad(g))?) } else { None };
-        let db = if bias.track_op() { Some(dy.sum((0, 2, 3))?) } else { None };
+        let db = if bias.track_op() { Some(dy.apply_op1_no_bwd(&ChannelSum)?) } else { None };
         Ok((dx, dw, db))
     }
 }
@@ -381,7 +374,8 @@ impl CustomOp2 for ConvInputGrad {
         wl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let (dy, weight) = (contiguous(dys, dyl, "output gradient")?, contiguous(ws, wl, "weight")?);
+        let (dy, weight) =
+            (contiguous(dys, dyl, "convolution output gradient")?, contiguous(ws, wl, "convolution weight")?);
         let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
         let threads = product_threads(g.n);
         let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
@@ -433,7 +427,7 @@ impl CustomOp2 for ConvWeightGrad {
         xl: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let (dy, x) = (contiguous(dys, dyl, "output gradient")?, contiguous(xs, xl, "input")?);
+        let (dy, x) = (contiguous(dys, dyl, "convolution output gradient")?, contiguous(xs, xl, "convolution input")?);
         let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
         let image = |i: usize, dw: &mut [f32], threads: usize| {
             let (dyi, xi) = (&dy[i * g.o * pixels..(i + 1) * g.o * pixels], &x[i * g.c * g.h * g.w..]);

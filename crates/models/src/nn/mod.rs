@@ -18,6 +18,7 @@ use nanoml_core::{Xoshiro256PlusPlus, derive_seed};
 use crate::{Error, Result};
 
 mod conv;
+mod planes;
 
 /// Whether a forward pass trains (dropout active, with its own seed) or evaluates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +242,38 @@ impl Conv2d {
         let y = x.conv2d(&self.weight, 0, self.stride, 1, 1)?;
         Ok(y.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)?)
     }
+}
+
+/// ReLU, `max(x, 0)`: nanoml's CPU kernel for f32 on the CPU (gradient 0 at 0, as in
+/// PyTorch), candle's op elsewhere.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(planes::Relu)?);
+    }
+    Ok(x.relu()?)
+}
+
+/// `k × k` max pooling with stride `k` of an NCHW batch (a trailing partial window is
+/// dropped): nanoml's CPU kernel for f32 on the CPU, whose gradient goes to the first
+/// maximum of each window as in PyTorch; candle's op elsewhere.
+pub fn max_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(planes::MaxPool { k, stride: k })?);
+    }
+    Ok(x.max_pool2d(k)?)
+}
+
+/// Nearest-neighbour upsampling of an NCHW batch by the integer `factor` along both axes:
+/// nanoml's CPU kernel for f32 on the CPU, candle's op elsewhere.
+pub fn upsample_nearest2d(x: &Tensor, factor: usize) -> Result<Tensor> {
+    if factor == 0 {
+        return Err(Error::invalid("factor", factor, "at least 1"));
+    }
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(planes::Upsample { fy: factor, fx: factor })?);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    Ok(x.upsample_nearest2d(h * factor, w * factor)?)
 }
 
 /// A fully connected layer with bias.

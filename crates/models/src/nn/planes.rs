@@ -1,0 +1,377 @@
+//! Plane-wise CPU kernels as candle custom ops, forward and backward: ReLU, max pooling,
+//! nearest-neighbour upsampling by integer factors, and the per-channel sum that is a
+//! convolution bias's gradient.
+//!
+//! candle composes their backward passes from several full-size tensor operations (max
+//! pooling's: an upsampling, a comparison, an average pooling, another upsampling and two
+//! products; ReLU's: a comparison, a conversion and a product), each allocating its
+//! result. Each kernel here is one pass over the data, parallel over `[n, c]` planes.
+//! Ties follow PyTorch: max pooling sends the gradient to the first maximum of a window
+//! (candle sends it to every tied one), and ReLU's gradient is 0 at 0.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// The f32 data of a contiguous tensor.
+pub(crate) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else { candle_core::bail!("{what} must be f32, not {:?}", storage.dtype()) };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what} must be contiguous"),
+    }
+}
+
+/// Whether `x` can take the CPU kernels: f32 on the CPU.
+pub(crate) fn on_cpu_f32(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == candle_core::DType::F32
+}
+
+/// `max(x, 0)`.
+pub(crate) struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "nanoml-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, "relu input")?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(1 << 16).zip(x.par_chunks(1 << 16)).for_each(|(y, x)| {
+            for (y, x) in y.iter_mut().zip(x) {
+                *y = x.max(0.0);
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)?))
+    }
+}
+
+/// `(dy, y) → dy · [y > 0]`.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "nanoml-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (dy, y) = (contiguous(s1, l1, "relu gradient")?, contiguous(s2, l2, "relu output")?);
+        let mut dx = vec![0f32; dy.len()];
+        dx.par_chunks_mut(1 << 16).zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16))).for_each(|(dx, (dy, y))| {
+            for ((dx, dy), y) in dx.iter_mut().zip(dy).zip(y) {
+                *dx = if *y > 0.0 { *dy } else { 0.0 };
+            }
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// `k × k` max pooling with stride `stride`, no padding (windows that do not fit are
+/// dropped, as in candle and PyTorch).
+pub(crate) struct MaxPool {
+    pub(crate) k: usize,
+    pub(crate) stride: usize,
+}
+
+impl MaxPool {
+    fn output(&self, shape: &Shape) -> candle_core::Result<(usize, usize, usize, usize, usize, usize)> {
+        let (n, c, h, w) = shape.dims4()?;
+        if self.k == 0 || self.stride == 0 || h < self.k || w < self.k {
+            candle_core::bail!("max pooling: window {} (stride {}) does not fit {h}×{w}", self.k, self.stride)
+        }
+        Ok((n * c, h, w, (h - self.k) / self.stride + 1, (w - self.k) / self.stride + 1, c))
+    }
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "nanoml-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, "max pooling input")?;
+        let (planes, h, w, ho, wo, c) = self.output(l.shape())?;
+        let (k, st) = (self.k, self.stride);
+        let mut y = vec![0f32; planes * ho * wo];
+        y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
+            for (oy, out) in y.chunks_mut(wo).enumerate() {
+                for (ox, v) in out.iter_mut().enumerate() {
+                    let mut m = f32::NEG_INFINITY;
+                    for row in x[(oy * st) * w..].chunks(w).take(k) {
+                        for &x in &row[ox * st..ox * st + k] {
+                            m = m.max(x);
+                        }
+                    }
+                    *v = m;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((planes / c, c, ho, wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = MaxPoolGrad { k: self.k, stride: self.stride, input: x.shape().clone() };
+        Ok(Some(x.contiguous()?.apply_op3_no_bwd(&y.contiguous()?, &dy.contiguous()?, &grad)?))
+    }
+}
+
+/// `(x, y, dy) → dx`: each output's gradient goes to the first maximum of its window.
+struct MaxPoolGrad {
+    k: usize,
+    stride: usize,
+    input: Shape,
+}
+
+impl CustomOp3 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "nanoml-max-pool2d-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let pool = MaxPool { k: self.k, stride: self.stride };
+        let (planes, h, w, ho, wo, _) = pool.output(&self.input)?;
+        let x = contiguous(s1, l1, "max pooling input")?;
+        let (y, dy) = (contiguous(s2, l2, "max pooling output")?, contiguous(s3, l3, "max pooling gradient")?);
+        if x.len() != planes * h * w || y.len() != planes * ho * wo || dy.len() != y.len() {
+            candle_core::bail!("max pooling gradient: sizes do not match the input {:?}", self.input)
+        }
+        let (k, st) = (self.k, self.stride);
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(h * w)
+            .zip(x.par_chunks(h * w))
+            .zip(y.par_chunks(ho * wo).zip(dy.par_chunks(ho * wo)))
+            .for_each(|((dx, x), (y, dy))| {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let (m, g) = (y[oy * wo + ox], dy[oy * wo + ox]);
+                        let first = (0..k * k)
+                            .map(|j| (oy * st + j / k) * w + ox * st + j % k)
+                            .find(|&i| x[i] == m)
+                            // NaN windows: the window's first pixel (as PyTorch).
+                            .unwrap_or((oy * st) * w + ox * st);
+                        dx[first] += g;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(dx), self.input.clone()))
+    }
+}
+
+/// Nearest-neighbour upsampling by integer factors.
+pub(crate) struct Upsample {
+    pub(crate) fy: usize,
+    pub(crate) fx: usize,
+}
+
+impl CustomOp1 for Upsample {
+    fn name(&self) -> &'static str {
+        "nanoml-upsample-nearest2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, "upsampling input")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let (fy, fx) = (self.fy, self.fx);
+        if fy == 0 || fx == 0 {
+            candle_core::bail!("upsampling: factors must be at least 1, not {fy}×{fx}")
+        }
+        let (ho, wo) = (h * fy, w * fx);
+        let mut y = vec![0f32; n * c * ho * wo];
+        y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
+            for (r, row) in y.chunks_mut(wo).enumerate() {
+                let src = &x[(r / fy) * w..(r / fy + 1) * w];
+                for (out, &v) in row.chunks_mut(fx).zip(src) {
+                    out.fill(v);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(&UpsampleGrad { fy: self.fy, fx: self.fx })?))
+    }
+}
+
+/// `dy → dx`: the sum of each `fy × fx` block.
+struct UpsampleGrad {
+    fy: usize,
+    fx: usize,
+}
+
+impl CustomOp1 for UpsampleGrad {
+    fn name(&self) -> &'static str {
+        "nanoml-upsample-nearest2d-grad"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dy = contiguous(s, l, "upsampling gradient")?;
+        let (n, c, ho, wo) = l.shape().dims4()?;
+        let (fy, fx) = (self.fy, self.fx);
+        let (h, w) = (ho / fy, wo / fx);
+        let mut dx = vec![0f32; n * c * h * w];
+        dx.par_chunks_mut(h * w).zip(dy.par_chunks(ho * wo)).for_each(|(dx, dy)| {
+            for (r, row) in dy.chunks(wo).enumerate() {
+                let dst = &mut dx[(r / fy) * w..(r / fy + 1) * w];
+                for (d, block) in dst.iter_mut().zip(row.chunks(fx)) {
+                    *d += block.iter().sum::<f32>();
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, h, w))))
+    }
+}
+
+/// `[n, c, h, w] → [c]`: the sum over images and pixels of each channel (a convolution
+/// bias's gradient).
+pub(crate) struct ChannelSum;
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "nanoml-channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, "channel sum input")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        let plane = h * w;
+        let sums: Vec<f64> = if plane == 0 {
+            vec![0.0; n * c]
+        } else {
+            x.par_chunks(plane).map(|p| p.iter().map(|&v| f64::from(v)).sum()).collect()
+        };
+        let out = (0..c).map(|ch| (0..n).map(|i| sums[i * c + ch]).sum::<f64>() as f32).collect();
+        Ok((CpuStorage::F32(out), Shape::from(c)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+    use nanoml_core::Xoshiro256PlusPlus;
+    use proptest::prelude::*;
+
+    use super::super::{max_pool2d, relu, upsample_nearest2d};
+    use super::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let v: Vec<f32> = (0..shape.iter().product()).map(|_| rng.uniform_f32() * 2.0 - 1.0).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// Output and input gradient of `ours` and `theirs` on `x`, the loss weighted by a
+    /// random tensor, equal within 1e-5 relative.
+    fn same_as_candle(
+        x: &Tensor,
+        ours: impl Fn(&Tensor) -> Tensor,
+        theirs: impl Fn(&Tensor) -> Tensor,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let x = Var::from_tensor(x).unwrap();
+        let (a, b) = (ours(&x), theirs(&x));
+        prop_assert_eq!(a.dims(), b.dims());
+        prop_assert_eq!(values(&a), values(&b));
+        let weighting = random(a.dims(), seed ^ 1);
+        let grad =
+            |y: &Tensor| values((y * &weighting).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+        for (g, h) in grad(&a).into_iter().zip(grad(&b)) {
+            prop_assert!((g - h).abs() <= 1e-5 * (1.0 + h.abs()), "gradient {} against candle's {}", g, h);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn relu_equals_candles(n in 1usize..4, c in 1usize..4, h in 1usize..9, w in 1usize..9, seed in any::<u64>()) {
+            same_as_candle(&random(&[n, c, h, w], seed), |x| relu(x).unwrap(), |x| x.relu().unwrap(), seed)?;
+        }
+
+        /// The output equals candle's; the gradient equals direct loops that send each
+        /// output's gradient to its window's maximum. (candle 0.11's own max-pooling
+        /// gradient is that divided by k², and misplaced when k does not divide the size.)
+        #[test]
+        fn max_pooling_equals_candle_and_direct_loops(n in 1usize..4, c in 1usize..4, k in 1usize..4, h in 3usize..13, w in 3usize..13, seed in any::<u64>()) {
+            let x = Var::from_tensor(&random(&[n, c, h, w], seed)).unwrap();
+            let y = max_pool2d(&x, k).unwrap();
+            prop_assert_eq!(values(&y), values(&x.max_pool2d(k).unwrap()));
+            let weighting = random(y.dims(), seed ^ 1);
+            let grad = values((&y * &weighting).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+            let (xv, rv) = (values(&x), values(&weighting));
+            let (ho, wo) = (h / k, w / k);
+            let mut expected = vec![0f32; xv.len()];
+            for p in 0..n * c {
+                for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
+                    let window = (0..k * k).map(|j| p * h * w + (oy * k + j / k) * w + ox * k + j % k);
+                    let best = window.clone().fold(window.clone().next().unwrap(), |b, i| if xv[i] > xv[b] { i } else { b });
+                    expected[best] += rv[(p * ho + oy) * wo + ox];
+                }
+            }
+            prop_assert_eq!(grad, expected);
+        }
+
+        #[test]
+        fn upsampling_equals_candles(n in 1usize..4, c in 1usize..4, f in 1usize..4, h in 1usize..7, w in 1usize..7, seed in any::<u64>()) {
+            same_as_candle(
+                &random(&[n, c, h, w], seed),
+                |x| upsample_nearest2d(x, f).unwrap(),
+                |x| x.upsample_nearest2d(h * f, w * f).unwrap(),
+                seed,
+            )?;
+        }
+
+        #[test]
+        fn channel_sums_equal_candles(n in 1usize..4, c in 1usize..5, h in 0usize..9, w in 1usize..9, seed in any::<u64>()) {
+            let x = random(&[n, c, h, w], seed);
+            let ours = values(&x.apply_op1_no_bwd(&ChannelSum).unwrap());
+            let theirs = values(&x.sum((0, 2, 3)).unwrap());
+            for (a, b) in ours.into_iter().zip(theirs) {
+                prop_assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+            }
+        }
+    }
+
+    /// Ties: the gradient goes to the first maximum of the window only, as in PyTorch, and
+    /// ReLU's gradient is 0 at 0.
+    #[test]
+    fn ties_follow_pytorch() {
+        let x = Var::from_tensor(&Tensor::new(&[[[[1f32, 1.0], [1.0, 0.0]]]], &Device::Cpu).unwrap()).unwrap();
+        let grads = max_pool2d(&x, 2).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(values(grads.get(&x).unwrap()), vec![1.0, 0.0, 0.0, 0.0]);
+        let z = Var::from_tensor(&Tensor::new(&[0f32, 2.0, -1.0], &Device::Cpu).unwrap()).unwrap();
+        let grads = relu(&z).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(values(grads.get(&z).unwrap()), vec![0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let x = Tensor::zeros((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(max_pool2d(&x, 3).is_err());
+        assert!(max_pool2d(&x, 0).is_err());
+        assert!(upsample_nearest2d(&x, 0).is_err());
+    }
+}
