@@ -189,7 +189,7 @@ impl Network for Classifier {
         let mut salt = 0;
         for block in &self.convs {
             for conv in block {
-                x = relu(&conv.forward(&x)?)?;
+                x = conv.forward_relu(&x)?;
             }
             x = dropout(&max_pool2d(&x, 2)?, self.config.block_dropout, mode, salt)?;
             salt += 1;

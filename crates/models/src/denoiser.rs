@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Builder, Conv2d, Mode, Padding, Params, max_pool2d, relu, upsample_nearest2d};
+use crate::nn::{Builder, Conv2d, Mode, Padding, Params, max_pool2d, upsample_nearest2d};
 use crate::{Error, Network, Result};
 
 /// The layers of a [`Denoiser`].
@@ -118,10 +118,10 @@ impl Network for Denoiser {
         }
         let mut x = x.clone();
         for conv in &self.encoder {
-            x = max_pool2d(&relu(&conv.forward(&x)?)?, 2)?;
+            x = max_pool2d(&conv.forward_relu(&x)?, 2)?;
         }
         for conv in &self.decoder {
-            x = upsample_nearest2d(&relu(&conv.forward(&x)?)?, 2)?;
+            x = upsample_nearest2d(&conv.forward_relu(&x)?, 2)?;
         }
         self.output.forward(&x)
     }

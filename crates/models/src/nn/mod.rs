@@ -211,13 +211,23 @@ impl Conv2d {
     /// On the CPU (f32) this runs nanoml's own kernels (see `nn::conv`: tiled im2col and
     /// matrix products, forward and backward); on other devices, candle's convolution.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, false)
+    }
+
+    /// [`forward`](Self::forward) followed by a ReLU, fused on the CPU: no separate
+    /// tensor for the activation or its gradient.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.apply(x, true)
+    }
+
+    fn apply(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
-        let pad = self.padding_of(h, w);
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
-            let op = conv::Conv2dOp { stride: self.stride, pad };
+        if planes::on_cpu_f32(x) {
+            let op = conv::Conv2dOp { stride: self.stride, pad: self.padding_of(h, w), relu };
             return Ok(x.contiguous()?.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?);
         }
-        self.forward_reference(x)
+        let y = self.forward_reference(x)?;
+        if relu { Ok(y.relu()?) } else { Ok(y) }
     }
 
     /// Zero padding `[top, bottom, left, right]` for an `h × w` input.

@@ -251,17 +251,48 @@ impl CustomOp1 for ChannelSum {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l, "channel sum input")?;
-        let (n, c, h, w) = l.shape().dims4()?;
-        let plane = h * w;
-        let sums: Vec<f64> = if plane == 0 {
-            vec![0.0; n * c]
-        } else {
-            x.par_chunks(plane).map(|p| p.iter().map(|&v| f64::from(v)).sum()).collect()
-        };
-        let out = (0..c).map(|ch| (0..n).map(|i| sums[i * c + ch]).sum::<f64>() as f32).collect();
-        Ok((CpuStorage::F32(out), Shape::from(c)))
+        channel_sums(contiguous(s, l, "channel sum input")?, None, l.shape())
     }
+}
+
+/// `(dy, y) → [c]`: [`ChannelSum`] of `dy` where `y > 0` (a convolution bias's gradient
+/// through a fused ReLU).
+pub(crate) struct MaskedChannelSum;
+
+impl CustomOp2 for MaskedChannelSum {
+    fn name(&self) -> &'static str {
+        "nanoml-masked-channel-sum"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let mask = contiguous(s2, l2, "channel sum mask")?;
+        channel_sums(contiguous(s1, l1, "channel sum input")?, Some(mask), l1.shape())
+    }
+}
+
+/// Per-channel sums of `x` (shape `shape`, NCHW) where `mask` (if any) is positive,
+/// accumulated in f64.
+fn channel_sums(x: &[f32], mask: Option<&[f32]>, shape: &Shape) -> candle_core::Result<(CpuStorage, Shape)> {
+    let (n, c, h, w) = shape.dims4()?;
+    let plane = h * w;
+    let sums: Vec<f64> = match mask {
+        _ if plane == 0 => vec![0.0; n * c],
+        None => x.par_chunks(plane).map(|p| p.iter().map(|&v| f64::from(v)).sum()).collect(),
+        Some(m) if m.len() == x.len() => x
+            .par_chunks(plane)
+            .zip(m.par_chunks(plane))
+            .map(|(p, m)| p.iter().zip(m).map(|(&v, &m)| if m > 0.0 { f64::from(v) } else { 0.0 }).sum())
+            .collect(),
+        Some(m) => candle_core::bail!("masked channel sum: {} values against a mask of {}", x.len(), m.len()),
+    };
+    let out = (0..c).map(|ch| (0..n).map(|i| sums[i * c + ch]).sum::<f64>() as f32).collect();
+    Ok((CpuStorage::F32(out), Shape::from(c)))
 }
 
 #[cfg(test)]
