@@ -4,7 +4,7 @@
 //! `{"network", "batch", "side", "pass": "forward" | "train", "images_per_s"}`.
 //!
 //! ```text
-//! cargo run --release --example compare_models -- [REPEATS] [--device cpu|cuda|cuda:N|metal]
+//! cargo run --release --example compare_models -- [REPEATS] [--device cpu|cuda|cuda:N|metal] [--only NETWORK]
 //! ```
 //!
 //! "train" is one optimisation step: forward in training mode, loss, backward, Adam update.
@@ -55,17 +55,28 @@ fn measure(name: &str, net: &dyn Network, side: usize, batch: usize, classes: bo
 fn main() -> Result<()> {
     let mut repeats = 5;
     let mut device = DeviceChoice::Cpu;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--device" => device = args.next().context("--device needs a value")?.parse()?,
+            "--only" => only = Some(args.next().context("--only needs a network name")?),
             n => repeats = n.parse::<usize>().with_context(|| format!("REPEATS must be a count, not {n:?}"))?.max(1),
         }
     }
     let dev = device.open()?;
-    measure("classifier_paper", &Classifier::new(&ClassifierConfig::paper(), 0, &dev)?, 200, 32, true, repeats)?;
-    measure("classifier_small", &Classifier::new(&ClassifierConfig::small(), 0, &dev)?, 100, 32, true, repeats)?;
-    measure("denoiser_paper", &Denoiser::new(&DenoiserConfig::paper(), 0, &dev)?, 200, 16, false, repeats)?;
-    measure("denoiser_small", &Denoiser::new(&DenoiserConfig::small(), 0, &dev)?, 200, 16, false, repeats)?;
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if wanted("classifier_paper") {
+        measure("classifier_paper", &Classifier::new(&ClassifierConfig::paper(), 0, &dev)?, 200, 32, true, repeats)?;
+    }
+    if wanted("classifier_small") {
+        measure("classifier_small", &Classifier::new(&ClassifierConfig::small(), 0, &dev)?, 100, 32, true, repeats)?;
+    }
+    if wanted("denoiser_paper") {
+        measure("denoiser_paper", &Denoiser::new(&DenoiserConfig::paper(), 0, &dev)?, 200, 16, false, repeats)?;
+    }
+    if wanted("denoiser_small") {
+        measure("denoiser_small", &Denoiser::new(&DenoiserConfig::small(), 0, &dev)?, 200, 16, false, repeats)?;
+    }
     Ok(())
 }

@@ -90,6 +90,8 @@ thread_local! {
     static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The masked output-gradient tile of the current thread (fused ReLU).
     static GRAD: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A masked output-gradient image of the current thread (fused ReLU, stride 1).
+    static MASKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's tile buffer, at least `len` long.
@@ -342,11 +344,41 @@ impl CustomOp3 for Conv2dOp {
 
 /// `y = conv(x, weight) + bias` for all images, then `max(y, 0)` if `relu`.
 fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
-    let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
+    forward_masked(g, x, None, weight, bias, relu, y);
+}
+
+/// [`forward`] of `x` zeroed where `mask` (the same shape) is not positive, one image at a
+/// time in a reusable buffer.
+fn forward_masked(
+    g: &Geometry,
+    x: &[f32],
+    mask: Option<&[f32]>,
+    weight: &[f32],
+    bias: &[f32],
+    relu: bool,
+    y: &mut [f32],
+) {
     let threads = product_threads(g.n);
-    for_images(y, g.o * pixels, g.n, |i, yi| {
+    let image = g.c * g.h * g.w;
+    for_images(y, g.o * g.pixels(), g.n, |i, yi| {
+        let xi = &x[i * image..(i + 1) * image];
+        match mask {
+            None => forward_image(g, xi, weight, bias, relu, yi, threads),
+            Some(m) => with_buffer(&MASKED, image, |buf| {
+                for ((b, &v), &m) in buf.iter_mut().zip(xi).zip(&m[i * image..(i + 1) * image]) {
+                    *b = if m > 0.0 { v } else { 0.0 };
+                }
+                forward_image(g, buf, weight, bias, relu, yi, threads)
+            }),
+        }
+    });
+}
+
+/// [`forward`] of one image `xi` into `yi`.
+fn forward_image(g: &Geometry, xi: &[f32], weight: &[f32], bias: &[f32], relu: bool, yi: &mut [f32], threads: usize) {
+    let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
+    {
         let w = Mat { ptr: weight.as_ptr(), row_stride: rows, col_stride: 1 };
-        let xi = &x[i * g.c * g.h * g.w..(i + 1) * g.c * g.h * g.w];
         for (o, plane) in yi.chunks_mut(pixels).enumerate() {
             plane.fill(bias[o]);
         }
@@ -378,7 +410,7 @@ fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], relu: bool, y:
             }
             p0 = p1;
         }
-    });
+    }
 }
 
 /// Calls `f` with the output gradient of columns `p0..p1` of one image (`dyi`, `[o,
@@ -408,6 +440,34 @@ fn gradient_tile<R>(
     })
 }
 
+/// At stride 1 the input gradient is itself a convolution: of `dy` with the kernels
+/// rotated by 180° and in/out channels swapped, padded by `k − 1 − pad` on each side. Its
+/// im2col copies `o·k²` rows instead of adding `c·k²` rows back (col2im), which is much
+/// cheaper for the usual `o ≤ c` or thin output layers. Returns that convolution's geometry
+/// and kernels, or `None` at larger strides.
+fn transposed(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
+    if g.stride != 1 {
+        return None;
+    }
+    let k = g.k;
+    let bottom = (g.h + k - 1).checked_sub(g.ho + g.top)?;
+    let right = (g.w + k - 1).checked_sub(g.wo + g.left)?;
+    let (top, left) = ((k - 1).checked_sub(g.top)?, (k - 1).checked_sub(g.left)?);
+    let gt = Geometry::new((g.n, g.o, g.ho, g.wo), g.c, k, 1, [top, bottom, left, right]).ok()?;
+    if (gt.ho, gt.wo) != (g.h, g.w) {
+        return None;
+    }
+    let mut flipped = vec![0f32; weight.len()];
+    for o in 0..g.o {
+        for c in 0..g.c {
+            for j in 0..k * k {
+                flipped[(c * g.o + o) * k * k + (k * k - 1 - j)] = weight[(o * g.c + c) * k * k + j];
+            }
+        }
+    }
+    Some((gt, flipped))
+}
+
 /// `(dy, weight, y) → dx`, the input gradient (`y`, the output, masks `dy` with a fused
 /// ReLU).
 struct ConvInputGrad {
@@ -433,9 +493,13 @@ impl CustomOp3 for ConvInputGrad {
         let y = contiguous(ys, yl, "convolution output")?;
         let (dy, weight) =
             (contiguous(dys, dyl, "convolution output gradient")?, contiguous(ws, wl, "convolution weight")?);
+        let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
+        if let Some((gt, flipped)) = transposed(g, weight) {
+            forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], false, &mut dx);
+            return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
+        }
         let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
         let threads = product_threads(g.n);
-        let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
         for_images(&mut dx, g.c * g.h * g.w, g.n, |i, dxi| {
             let wt = Mat { ptr: weight.as_ptr(), row_stride: 1, col_stride: rows };
             let span = i * g.o * pixels..(i + 1) * g.o * pixels;
