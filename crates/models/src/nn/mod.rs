@@ -311,7 +311,9 @@ impl Linear {
 }
 
 /// Inverted dropout: in training, each element is zeroed with probability `rate` and the
-/// rest scaled by `1 / (1 − rate)`; in evaluation, the identity.
+/// rest scaled by `1 / (1 − rate)`; in evaluation, the identity. The mask depends only on
+/// `seed` and `salt` (not on the device or thread count); on the CPU it is drawn in
+/// parallel and never stored (the gradient draws it again).
 pub fn dropout(x: &Tensor, rate: f64, mode: Mode, salt: u64) -> Result<Tensor> {
     let Mode::Train { seed } = mode else { return Ok(x.clone()) };
     if !(0.0..1.0).contains(&rate) {
@@ -320,11 +322,14 @@ pub fn dropout(x: &Tensor, rate: f64, mode: Mode, salt: u64) -> Result<Tensor> {
     if rate == 0.0 {
         return Ok(x.clone());
     }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(derive_seed(seed, salt));
-    let scale = (1.0 / (1.0 - rate)) as f32;
-    let keep = (1.0 - rate) as f32;
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.uniform_f32() < keep { scale } else { 0.0 }).collect();
-    Ok(x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?)
+    let op = planes::Dropout { seed: derive_seed(seed, salt), keep: (1.0 - rate) as f32 };
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(op)?);
+    }
+    // Elsewhere the same mask, drawn on the CPU, multiplies the input.
+    let ones = Tensor::ones(x.shape(), DType::F32, &Device::Cpu)?;
+    let mask = ones.apply_op1_no_bwd(&op)?.to_device(x.device())?.to_dtype(x.dtype())?;
+    Ok(x.mul(&mask)?)
 }
 
 /// Cross-entropy of logits `[batch, classes]` against class indices, each sample weighted

@@ -295,6 +295,41 @@ fn channel_sums(x: &[f32], mask: Option<&[f32]>, shape: &Shape) -> candle_core::
     Ok((CpuStorage::F32(out), Shape::from(c)))
 }
 
+/// Inverted dropout with a mask drawn from `seed`: `x · m`, `m` = `1 / keep` with
+/// probability `keep`, else 0. The mask is drawn in fixed chunks of 16 Ki elements, each
+/// from its own Xoshiro256++ stream (seed derived from `seed` and the chunk's index), so it
+/// depends only on the seed and is drawn in parallel. The gradient is the same op applied
+/// to `dy`: the mask is drawn again rather than stored.
+#[derive(Clone, Copy)]
+pub(crate) struct Dropout {
+    pub(crate) seed: u64,
+    pub(crate) keep: f32,
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "nanoml-dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        const CHUNK: usize = 1 << 14;
+        let x = contiguous(s, l, "dropout input")?;
+        let (keep, scale) = (self.keep, 1.0 / self.keep);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (y, x))| {
+            let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(nanoml_core::derive_seed(self.seed, c as u64));
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = if rng.uniform_f32() < keep { x * scale } else { 0.0 };
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op1_no_bwd(self)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor, Var};
@@ -396,6 +431,26 @@ mod tests {
         let z = Var::from_tensor(&Tensor::new(&[0f32, 2.0, -1.0], &Device::Cpu).unwrap()).unwrap();
         let grads = relu(&z).unwrap().sum_all().unwrap().backward().unwrap();
         assert_eq!(values(grads.get(&z).unwrap()), vec![0.0, 1.0, 0.0]);
+    }
+
+    /// The gradient uses the forward's mask: `r / keep` where an element was kept, else 0;
+    /// the mask depends on the seed only.
+    #[test]
+    fn dropout_gradient_reuses_the_mask() {
+        use super::super::{Mode, dropout};
+        let x = Var::from_tensor(&(random(&[3, 4, 50, 70], 5).abs().unwrap() + 0.5).unwrap()).unwrap();
+        let y = dropout(&x, 0.3, Mode::Train { seed: 11 }, 2).unwrap();
+        let r = random(y.dims(), 6);
+        let grad = values((&y * &r).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+        let (yv, rv) = (values(&y), values(&r));
+        let kept = yv.iter().filter(|&&v| v != 0.0).count() as f64 / yv.len() as f64;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        for ((g, y), r) in grad.iter().zip(&yv).zip(&rv) {
+            let want = if *y != 0.0 { r / 0.7 } else { 0.0 };
+            assert!((g - want).abs() <= 1e-5 * (1.0 + want.abs()), "gradient {g}, want {want}");
+        }
+        assert_eq!(yv, values(&dropout(&x, 0.3, Mode::Train { seed: 11 }, 2).unwrap()));
+        assert_ne!(yv, values(&dropout(&x, 0.3, Mode::Train { seed: 12 }, 2).unwrap()));
     }
 
     #[test]
