@@ -2,9 +2,11 @@
 //! step (forward, loss, backward, Adam) of the small classifier and denoiser, and
 //! screening one 256-pixel scan with the shipped weights. The side-by-side comparison with
 //! PyTorch (all four networks, paper sizes included) is `tools/compare/models.py`.
+//! `conv_kernels` times one 3×3 convolution layer with nanoml's CPU kernels beside
+//! candle's own composition of the same layer (`Conv2d::forward_reference`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nanoml::models::nn::{Mode, binary_cross_entropy_with_logits, weighted_cross_entropy};
+use nanoml::models::nn::{Builder, Conv2d, Mode, Padding, binary_cross_entropy_with_logits, weighted_cross_entropy};
 use nanoml::models::optim::Optimizer;
 use nanoml::models::{Classifier, ClassifierConfig, DType, Denoiser, DenoiserConfig, Device, Network, Tensor};
 use nanoml::screening::{Screener, ScreeningConfig};
@@ -55,5 +57,28 @@ fn models(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, models);
+fn conv_kernels(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let mut g = c.benchmark_group("conv_kernels");
+    g.sample_size(10);
+    let mut b = Builder::new(0, &dev);
+    let conv = Conv2d::new(&mut b, "conv", 32, 32, 3, 1, Padding::Same).expect("conv");
+    let x = nanoml::models::Var::from_tensor(&Tensor::rand(0f32, 1f32, (8, 32, 100, 100), &dev).expect("input"))
+        .expect("var");
+    g.bench_function("conv3x3_32to32_100sq_b8_forward_nanoml", |bch| {
+        bch.iter(|| conv.forward(black_box(&x)).expect("forward"))
+    });
+    g.bench_function("conv3x3_32to32_100sq_b8_forward_candle", |bch| {
+        bch.iter(|| conv.forward_reference(black_box(&x)).expect("forward"))
+    });
+    g.bench_function("conv3x3_32to32_100sq_b8_train_nanoml", |bch| {
+        bch.iter(|| conv.forward(&x).and_then(|y| Ok(y.sum_all()?.backward()?)).expect("backward"))
+    });
+    g.bench_function("conv3x3_32to32_100sq_b8_train_candle", |bch| {
+        bch.iter(|| conv.forward_reference(&x).and_then(|y| Ok(y.sum_all()?.backward()?)).expect("backward"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, models, conv_kernels);
 criterion_main!(benches);

@@ -32,7 +32,7 @@ pub mod pretrained;
 pub mod tensor;
 pub mod train;
 
-pub use candle_core::{DType, Device, Tensor};
+pub use candle_core::{DType, Device, Tensor, Var};
 pub use classifier::{Classifier, ClassifierConfig};
 pub use denoiser::{Denoiser, DenoiserConfig};
 pub use device::DeviceChoice;
