@@ -163,11 +163,12 @@ impl CustomOp3 for MaxPoolGrad {
                 for oy in 0..ho {
                     for ox in 0..wo {
                         let (m, g) = (y[oy * wo + ox], dy[oy * wo + ox]);
-                        let first = (0..k * k)
-                            .map(|j| (oy * st + j / k) * w + ox * st + j % k)
+                        let corner = (oy * st) * w + ox * st;
+                        let first = (0..k)
+                            .flat_map(|ky| (0..k).map(move |kx| corner + ky * w + kx))
                             .find(|&i| x[i] == m)
                             // NaN windows: the window's first pixel (as PyTorch).
-                            .unwrap_or((oy * st) * w + ox * st);
+                            .unwrap_or(corner);
                         dx[first] += g;
                     }
                 }
@@ -276,6 +277,32 @@ impl CustomOp2 for MaskedChannelSum {
     }
 }
 
+/// Sum of `x` where `mask` (if any) is positive: 16 f32 partial sums (independent, so the
+/// loop vectorises and does not wait on one accumulator's latency), each over every 16th
+/// value of a plane, then added in f64.
+fn lane_sum(x: &[f32], mask: Option<&[f32]>) -> f64 {
+    const LANES: usize = 16;
+    let mut lanes = [0f32; LANES];
+    let keep = |v: f32, m: f32| if m > 0.0 { v } else { 0.0 };
+    match mask {
+        None => {
+            let mut chunks = x.chunks_exact(LANES);
+            for c in chunks.by_ref() {
+                lanes.iter_mut().zip(c).for_each(|(l, &v)| *l += v);
+            }
+            lanes.iter_mut().zip(chunks.remainder()).for_each(|(l, &v)| *l += v);
+        }
+        Some(m) => {
+            let (mut xc, mut mc) = (x.chunks_exact(LANES), m.chunks_exact(LANES));
+            for (c, m) in xc.by_ref().zip(mc.by_ref()) {
+                lanes.iter_mut().zip(c.iter().zip(m)).for_each(|(l, (&v, &m))| *l += keep(v, m));
+            }
+            lanes.iter_mut().zip(xc.remainder().iter().zip(mc.remainder())).for_each(|(l, (&v, &m))| *l += keep(v, m));
+        }
+    }
+    lanes.iter().map(|&l| f64::from(l)).sum()
+}
+
 /// Per-channel sums of `x` (shape `shape`, NCHW) where `mask` (if any) is positive,
 /// accumulated in f64.
 fn channel_sums(x: &[f32], mask: Option<&[f32]>, shape: &Shape) -> candle_core::Result<(CpuStorage, Shape)> {
@@ -283,12 +310,10 @@ fn channel_sums(x: &[f32], mask: Option<&[f32]>, shape: &Shape) -> candle_core::
     let plane = h * w;
     let sums: Vec<f64> = match mask {
         _ if plane == 0 => vec![0.0; n * c],
-        None => x.par_chunks(plane).map(|p| p.iter().map(|&v| f64::from(v)).sum()).collect(),
-        Some(m) if m.len() == x.len() => x
-            .par_chunks(plane)
-            .zip(m.par_chunks(plane))
-            .map(|(p, m)| p.iter().zip(m).map(|(&v, &m)| if m > 0.0 { f64::from(v) } else { 0.0 }).sum())
-            .collect(),
+        None => x.par_chunks(plane).map(|p| lane_sum(p, None)).collect(),
+        Some(m) if m.len() == x.len() => {
+            x.par_chunks(plane).zip(m.par_chunks(plane)).map(|(p, m)| lane_sum(p, Some(m))).collect()
+        }
         Some(m) => candle_core::bail!("masked channel sum: {} values against a mask of {}", x.len(), m.len()),
     };
     let out = (0..c).map(|ch| (0..n).map(|i| sums[i * c + ch]).sum::<f64>() as f32).collect();
