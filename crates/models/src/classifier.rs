@@ -2,13 +2,13 @@
 //! al., Nano Lett. 2020): VGG-like blocks of 3×3 convolutions with ReLU, each block ended
 //! by 2×2 max pooling and dropout, then dense layers and a softmax.
 
-use candle_core::{D, Tensor};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use nanoml_core::resample::resize_bilinear;
 use ndarray::ArrayView2;
 
-use crate::nn::{Builder, Conv2d, Linear, Mode, Padding, Params, dropout, max_pool2d, relu};
+use crate::nn::{Builder, Conv2d, Linear, Mode, Padding, Params, dropout, global_avg_pool2d, max_pool2d, relu};
 use crate::tensor::images_to_tensor;
 use crate::{Error, Network, Result};
 
@@ -194,7 +194,7 @@ impl Network for Classifier {
             x = dropout(&max_pool2d(&x, 2)?, self.config.block_dropout, mode, salt)?;
             salt += 1;
         }
-        x = if self.config.global_pool { x.mean(D::Minus1)?.mean(D::Minus1)? } else { x.flatten_from(1)? };
+        x = if self.config.global_pool { global_avg_pool2d(&x)? } else { x.flatten_from(1)? };
         for layer in &self.dense {
             x = dropout(&relu(&layer.forward(&x)?)?, self.config.dense_dropout, mode, salt)?;
             salt += 1;

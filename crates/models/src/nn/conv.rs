@@ -754,30 +754,9 @@ mod tests {
             [((2, 2, 3, 3, 1, 6, 5, true), 1), ((1, 3, 2, 3, 2, 7, 8, true), 2), ((2, 1, 2, 2, 1, 5, 5, false), 3)]
         {
             let (conv, x, weighting) = setup(geometry, seed);
-            let loss = |x: &Tensor| (conv.forward(x).unwrap() * &weighting).unwrap().sum_all().unwrap();
-            let grads = loss(&x).backward().unwrap();
+            let loss = || (conv.forward(&x).unwrap() * &weighting).unwrap().sum_all().unwrap();
             let checks: [(&Var, &str); 3] = [(&x, "input"), (&conv.weight, "weight"), (&conv.bias, "bias")];
-            for (var, what) in checks {
-                let values = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                let eps = 1e-2f32;
-                for i in (0..values.len()).step_by(values.len().div_ceil(7)) {
-                    let at = |delta: f32| {
-                        let mut v = values.clone();
-                        v[i] += delta;
-                        var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
-                        let l = loss(&x).to_scalar::<f32>().unwrap();
-                        var.set(&Tensor::from_vec(values.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
-                        l
-                    };
-                    let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
-                    assert!(
-                        (numeric - analytic[i]).abs() <= 2e-3 * (1.0 + analytic[i].abs()),
-                        "{what}[{i}]: finite difference {numeric}, gradient {}",
-                        analytic[i]
-                    );
-                }
-            }
+            super::super::testing::check_finite_differences(&checks, loss, 1e-2, 2e-3);
         }
     }
 

@@ -9,8 +9,9 @@
 //! Tensors are NCHW, f32. Convolution weights are `[out, in, kh, kw]`, dense weights
 //! `[out, in]` (PyTorch's layout).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use nanoml_core::{Xoshiro256PlusPlus, derive_seed};
@@ -18,7 +19,15 @@ use nanoml_core::{Xoshiro256PlusPlus, derive_seed};
 use crate::{Error, Result};
 
 mod conv;
+#[cfg(test)]
+mod layer_tests;
+mod norm;
 mod planes;
+mod resample;
+#[cfg(test)]
+mod testing;
+
+pub use resample::Bilinear;
 
 /// Whether a forward pass trains (dropout active, with its own seed) or evaluates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +41,14 @@ pub enum Mode {
     },
 }
 
-/// The named parameters of a network, in creation order.
+/// The named parameters of a network, in creation order: the trainable ones, and buffers
+/// (batch norm's running statistics) that are saved and restored with them but not
+/// optimised.
 #[derive(Clone, Debug)]
 pub struct Params {
     vars: BTreeMap<String, Var>,
     order: Vec<String>,
+    buffers: BTreeSet<String>,
     device: Device,
 }
 
@@ -48,17 +60,22 @@ impl Params {
 
     /// The trainable variables, in creation order.
     pub fn vars(&self) -> Vec<Var> {
-        self.order.iter().map(|n| self.vars[n].clone()).collect()
+        self.trainable().map(|n| self.vars[n].clone()).collect()
     }
 
-    /// Names and shapes, in creation order.
+    fn trainable(&self) -> impl Iterator<Item = &String> {
+        self.order.iter().filter(|n| !self.buffers.contains(*n))
+    }
+
+    /// Names and shapes of the trainable parameters, in creation order.
     pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
-        self.order.iter().map(|n| (n.clone(), self.vars[n].dims().to_vec())).collect()
+        self.trainable().map(|n| (n.clone(), self.vars[n].dims().to_vec())).collect()
     }
 
-    /// The number of scalar parameters.
+    /// The number of trainable scalar parameters (buffers not counted, as in PyTorch and
+    /// Keras' "trainable params").
     pub fn count(&self) -> usize {
-        self.vars.values().map(|v| v.elem_count()).sum()
+        self.trainable().map(|n| self.vars[n].elem_count()).sum()
     }
 
     /// A copy of every parameter's current value (to keep the best epoch, say).
@@ -124,7 +141,10 @@ pub struct Builder {
 impl Builder {
     /// A builder whose parameters are drawn from `seed` and placed on `device`.
     pub fn new(seed: u64, device: &Device) -> Self {
-        Builder { seed, params: Params { vars: BTreeMap::new(), order: vec![], device: device.clone() } }
+        Builder {
+            seed,
+            params: Params { vars: BTreeMap::new(), order: vec![], buffers: BTreeSet::new(), device: device.clone() },
+        }
     }
 
     /// The parameters created so far.
@@ -152,7 +172,18 @@ impl Builder {
     }
 
     fn zeros(&mut self, name: String, n: usize) -> Result<Var> {
-        self.add(name, vec![0.0; n], &[n])
+        self.constant(name, n, 0.0)
+    }
+
+    fn constant(&mut self, name: String, n: usize, value: f32) -> Result<Var> {
+        self.add(name, vec![value; n], &[n])
+    }
+
+    /// A non-trainable vector saved with the parameters.
+    fn buffer(&mut self, name: String, n: usize, value: f32) -> Result<Var> {
+        let var = self.constant(name.clone(), n, value)?;
+        self.params.buffers.insert(name);
+        Ok(var)
     }
 }
 
@@ -284,6 +315,256 @@ pub fn upsample_nearest2d(x: &Tensor, factor: usize) -> Result<Tensor> {
     }
     let (_, _, h, w) = x.dims4()?;
     Ok(x.upsample_nearest2d(h * factor, w * factor)?)
+}
+
+/// `k × k` average pooling with stride `k` of an NCHW batch (a trailing partial window is
+/// dropped and gets no gradient, as in PyTorch): nanoml's CPU kernel for f32 on the CPU,
+/// candle's op elsewhere.
+pub fn avg_pool2d(x: &Tensor, k: usize) -> Result<Tensor> {
+    if k == 0 {
+        return Err(Error::invalid("k", k, "at least 1"));
+    }
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(resample::AvgPool { k })?);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    // candle's gradient assumes that the window divides the size: pool the part it covers.
+    Ok(x.narrow(2, 0, h / k * k)?.narrow(3, 0, w / k * k)?.avg_pool2d(k)?)
+}
+
+/// Global average pooling: `[n, c, h, w] → [n, c]`, the mean of each plane.
+pub fn global_avg_pool2d(x: &Tensor) -> Result<Tensor> {
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(resample::GlobalAvgPool)?);
+    }
+    Ok(x.mean((2, 3))?)
+}
+
+/// Bilinear upsampling of an NCHW batch by the integer `factor` along both axes, sampling
+/// as `mode` says. On the CPU (f32), nanoml's separable kernel; elsewhere, products with
+/// the interpolation matrices, `U_h · X · U_wᵀ` per plane.
+pub fn upsample_bilinear2d(x: &Tensor, factor: usize, mode: Bilinear) -> Result<Tensor> {
+    if factor == 0 {
+        return Err(Error::invalid("factor", factor, "at least 1"));
+    }
+    let (n, c, h, w) = x.dims4()?;
+    if h == 0 || w == 0 {
+        return Err(Error::invalid("input size", format!("{h}×{w}"), "non-empty planes"));
+    }
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(resample::UpsampleBilinear { factor, mode })?);
+    }
+    upsample_bilinear2d_reference(x, factor, mode, (n, c, h, w))
+}
+
+/// Bilinear upsampling as products with interpolation matrices (any device).
+fn upsample_bilinear2d_reference(
+    x: &Tensor,
+    factor: usize,
+    mode: Bilinear,
+    (n, c, h, w): (usize, usize, usize, usize),
+) -> Result<Tensor> {
+    let uh = resample::bilinear_matrix(h, factor, mode, x.device())?.to_dtype(x.dtype())?;
+    let uw = resample::bilinear_matrix(w, factor, mode, x.device())?.to_dtype(x.dtype())?;
+    let planes = x.reshape((n * c, h, w))?;
+    let y = uh.broadcast_left(n * c)?.matmul(&planes)?.matmul(&uw.t()?.broadcast_left(n * c)?)?;
+    Ok(y.reshape((n, c, h * factor, w * factor))?)
+}
+
+/// ELU, `x` above 0 and `α (eˣ − 1)` below, `α > 0`: nanoml's CPU kernel for f32 on the
+/// CPU, candle's op elsewhere.
+pub fn elu(x: &Tensor, alpha: f64) -> Result<Tensor> {
+    if !(alpha > 0.0 && alpha.is_finite()) {
+        return Err(Error::invalid("alpha", alpha, "a finite α > 0"));
+    }
+    if planes::on_cpu_f32(x) {
+        return Ok(x.contiguous()?.apply_op1(planes::Elu { alpha: alpha as f32 })?);
+    }
+    Ok(x.elu(alpha)?)
+}
+
+/// An activation that follows a layer, fused into it where nanoml has a kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// None.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// ELU with the given `α > 0`.
+    Elu(f64),
+}
+
+impl Activation {
+    fn kernel(self) -> Result<norm::Act> {
+        match self {
+            Activation::Identity => Ok(norm::Act::Identity),
+            Activation::Relu => Ok(norm::Act::Relu),
+            Activation::Elu(alpha) if alpha > 0.0 && alpha.is_finite() => Ok(norm::Act::Elu(alpha as f32)),
+            Activation::Elu(alpha) => Err(Error::invalid("alpha", alpha, "a finite α > 0")),
+        }
+    }
+
+    /// Applies the activation with candle's ops (any device).
+    fn apply_reference(self, x: Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Identity => Ok(x),
+            Activation::Relu => Ok(x.relu()?),
+            Activation::Elu(alpha) => Ok(x.elu(alpha)?),
+        }
+    }
+}
+
+/// PReLU with one learnable slope per channel: `x` above 0, `a[c] · x` below.
+#[derive(Clone, Debug)]
+pub struct Prelu {
+    slope: Var,
+}
+
+impl Prelu {
+    /// Slopes for `channels` channels, all starting at `init` (Keras' FCN used 0.01,
+    /// PyTorch's default is 0.25).
+    pub fn new(b: &mut Builder, name: &str, channels: usize, init: f32) -> Result<Self> {
+        if channels == 0 {
+            return Err(Error::invalid("channels", channels, "at least 1"));
+        }
+        Ok(Prelu { slope: b.constant(format!("{name}.slope"), channels, init)? })
+    }
+
+    /// Applies the activation to an NCHW batch: nanoml's CPU kernel (one pass for the
+    /// output, one for both gradients) for f32 on the CPU, candle's ops elsewhere.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = x.dims4()?.1;
+        if c != self.slope.elem_count() {
+            return Err(Error::invalid("channels", c, format!("{} (the layer's slopes)", self.slope.elem_count())));
+        }
+        if planes::on_cpu_f32(x) {
+            return Ok(x.contiguous()?.apply_op2(self.slope.as_tensor(), planes::Prelu)?);
+        }
+        self.forward_reference(x)
+    }
+
+    /// `relu(x) − a · relu(−x)` with candle's ops (any device): the fallback off the CPU
+    /// and the reference in tests.
+    pub fn forward_reference(&self, x: &Tensor) -> Result<Tensor> {
+        let a = self.slope.reshape((1, (), 1, 1))?;
+        Ok((x.relu()? - x.neg()?.relu()?.broadcast_mul(&a)?)?)
+    }
+}
+
+/// Batch normalisation of NCHW batches over `[n, h, w]` per channel, with a learnable
+/// scale `γ` (starts at 1) and shift `β` (starts at 0), and running statistics (buffers
+/// saved with the parameters).
+///
+/// In training ([`Mode::Train`]) it normalises with the batch's mean and biased variance
+/// and moves the running mean and *unbiased* variance towards them by `momentum`
+/// (`running ← (1 − momentum) · running + momentum · batch`: PyTorch's convention, whose
+/// default 0.1 is Keras' `momentum=0.9`; Keras' default 0.99 is 0.01 here). In evaluation
+/// it uses the running statistics.
+#[derive(Clone, Debug)]
+pub struct BatchNorm2d {
+    gamma: Var,
+    beta: Var,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+impl BatchNorm2d {
+    /// Batch normalisation of `channels` channels, with `eps` added to the variance
+    /// (PyTorch's default 1e-5, Keras' 1e-3) and the running averages' `momentum` (see
+    /// the type's documentation).
+    pub fn new(b: &mut Builder, name: &str, channels: usize, eps: f64, momentum: f64) -> Result<Self> {
+        if channels == 0 {
+            return Err(Error::invalid("channels", channels, "at least 1"));
+        }
+        if !(eps > 0.0 && eps.is_finite()) {
+            return Err(Error::invalid("eps", eps, "a finite ε > 0"));
+        }
+        if !(0.0..=1.0).contains(&momentum) {
+            return Err(Error::invalid("momentum", momentum, "0 ≤ momentum ≤ 1"));
+        }
+        Ok(BatchNorm2d {
+            gamma: b.constant(format!("{name}.gamma"), channels, 1.0)?,
+            beta: b.zeros(format!("{name}.beta"), channels)?,
+            running_mean: b.buffer(format!("{name}.running_mean"), channels, 0.0)?,
+            running_var: b.buffer(format!("{name}.running_var"), channels, 1.0)?,
+            eps,
+            momentum,
+        })
+    }
+
+    /// Normalises `x` (see the type's documentation for what `mode` changes).
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_activated(x, mode, Activation::Identity)
+    }
+
+    /// [`forward`](Self::forward) followed by `activation`, fused on the CPU (f32): one
+    /// op, no separate tensor for the normalised values or their gradient.
+    pub fn forward_activated(&self, x: &Tensor, mode: Mode, activation: Activation) -> Result<Tensor> {
+        let c = x.dims4()?.1;
+        if c != self.gamma.elem_count() {
+            return Err(Error::invalid("channels", c, format!("{} (the layer's)", self.gamma.elem_count())));
+        }
+        let act = activation.kernel()?;
+        if !planes::on_cpu_f32(x) {
+            return self.forward_reference(x, mode, activation);
+        }
+        let source = match mode {
+            Mode::Train { .. } => norm::Source::Batch(Arc::new(OnceLock::new())),
+            Mode::Eval => {
+                let mean: Vec<f32> = self.running_mean.to_vec1()?;
+                let var: Vec<f32> = self.running_var.to_vec1()?;
+                let inv_std = var.iter().map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32).collect();
+                norm::Source::Fixed(norm::Stats { mean, inv_std, unbiased_var: var })
+            }
+        };
+        let cell = match &source {
+            norm::Source::Batch(cell) => Some(cell.clone()),
+            norm::Source::Fixed(_) => None,
+        };
+        let op = norm::BatchNorm { eps: self.eps as f32, act, source };
+        let y = x.contiguous()?.apply_op3(self.gamma.as_tensor(), self.beta.as_tensor(), op)?;
+        if let Some(stats) = cell.as_ref().and_then(|c| c.get()) {
+            let mean = Tensor::from_slice(&stats.mean, c, x.device())?;
+            let var = Tensor::from_slice(&stats.unbiased_var, c, x.device())?;
+            self.update_running(&mean, &var)?;
+        }
+        Ok(y)
+    }
+
+    fn update_running(&self, mean: &Tensor, unbiased_var: &Tensor) -> Result<()> {
+        let m = self.momentum;
+        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (unbiased_var * m)?)?)?;
+        Ok(())
+    }
+
+    /// The same with candle's ops (any device): the fallback off the CPU and the
+    /// reference in tests. Also updates the running statistics in training.
+    pub fn forward_reference(&self, x: &Tensor, mode: Mode, activation: Activation) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let (mean, var) = match mode {
+            Mode::Train { .. } => {
+                let count = n * h * w;
+                if count < 2 {
+                    return Err(Error::invalid("batch", format!("{n}×{h}×{w}"), "at least 2 values per channel"));
+                }
+                let mean = x.mean_keepdim((0, 2, 3))?;
+                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim((0, 2, 3))?;
+                let unbiased = (var.detach().flatten_all()? * (count as f64 / (count - 1) as f64))?;
+                self.update_running(&mean.detach().flatten_all()?, &unbiased)?;
+                (mean, var)
+            }
+            Mode::Eval => {
+                (self.running_mean.reshape((1, c, 1, 1))?, self.running_var.as_tensor().reshape((1, c, 1, 1))?)
+            }
+        };
+        let z = x.broadcast_sub(&mean)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let y =
+            z.broadcast_mul(&self.gamma.reshape((1, c, 1, 1))?)?.broadcast_add(&self.beta.reshape((1, c, 1, 1))?)?;
+        activation.apply_reference(y)
+    }
 }
 
 /// A fully connected layer with bias.

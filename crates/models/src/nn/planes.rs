@@ -47,16 +47,20 @@ impl CustomOp1 for Relu {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)?))
+        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ActivationGrad { elu_alpha: None })?))
     }
 }
 
-/// `(dy, y) → dy · [y > 0]`.
-struct ReluGrad;
+/// `(dy, y) → dx` for an activation that is the identity above 0: `dy` where `y > 0`;
+/// below, 0 (ReLU) or `dy · (y + α)` (ELU with `α`, whose derivative there is
+/// `α eˣ = y + α`).
+pub(crate) struct ActivationGrad {
+    pub(crate) elu_alpha: Option<f32>,
+}
 
-impl CustomOp2 for ReluGrad {
+impl CustomOp2 for ActivationGrad {
     fn name(&self) -> &'static str {
-        "nanoml-relu-grad"
+        "nanoml-activation-grad"
     }
 
     fn cpu_fwd(
@@ -66,14 +70,165 @@ impl CustomOp2 for ReluGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (dy, y) = (contiguous(s1, l1, "relu gradient")?, contiguous(s2, l2, "relu output")?);
+        let (dy, y) = (contiguous(s1, l1, "activation gradient")?, contiguous(s2, l2, "activation output")?);
+        if dy.len() != y.len() {
+            candle_core::bail!("activation gradient: {} values against an output of {}", dy.len(), y.len())
+        }
         let mut dx = vec![0f32; dy.len()];
-        dx.par_chunks_mut(1 << 16).zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16))).for_each(|(dx, (dy, y))| {
-            for ((dx, dy), y) in dx.iter_mut().zip(dy).zip(y) {
-                *dx = if *y > 0.0 { *dy } else { 0.0 };
+        let chunks = dx.par_chunks_mut(1 << 16).zip(dy.par_chunks(1 << 16).zip(y.par_chunks(1 << 16)));
+        match self.elu_alpha {
+            None => chunks.for_each(|(dx, (dy, y))| {
+                for ((dx, dy), y) in dx.iter_mut().zip(dy).zip(y) {
+                    *dx = if *y > 0.0 { *dy } else { 0.0 };
+                }
+            }),
+            Some(alpha) => chunks.for_each(|(dx, (dy, y))| {
+                for ((dx, dy), y) in dx.iter_mut().zip(dy).zip(y) {
+                    *dx = if *y > 0.0 { *dy } else { *dy * (*y + alpha) };
+                }
+            }),
+        }
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// ELU: `x` above 0, `α (eˣ − 1)` below (`α > 0`).
+pub(crate) struct Elu {
+    pub(crate) alpha: f32,
+}
+
+impl CustomOp1 for Elu {
+    fn name(&self) -> &'static str {
+        "nanoml-elu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, "elu input")?;
+        let alpha = self.alpha;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(1 << 16).zip(x.par_chunks(1 << 16)).for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = if x > 0.0 { x } else { alpha * x.exp_m1() };
             }
         });
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let grad = ActivationGrad { elu_alpha: Some(self.alpha) };
+        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &grad)?))
+    }
+}
+
+/// PReLU with one slope per channel: `(x [n, c, h, w], a [c]) → x` above 0, `a[c] · x`
+/// below.
+pub(crate) struct Prelu;
+
+/// The channel count of an NCHW `x` that `a` holds one value for.
+fn prelu_channels(x: &Shape, a: &[f32]) -> candle_core::Result<(usize, usize)> {
+    let (n, c, h, w) = x.dims4()?;
+    if a.len() != c {
+        candle_core::bail!("prelu: {} slopes for {c} channels", a.len())
+    }
+    Ok((n * c, h * w))
+}
+
+impl CustomOp2 for Prelu {
+    fn name(&self) -> &'static str {
+        "nanoml-prelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, a) = (contiguous(s1, l1, "prelu input")?, contiguous(s2, l2, "prelu slopes")?);
+        let (_, plane) = prelu_channels(l1.shape(), a)?;
+        let mut y = vec![0f32; x.len()];
+        if plane > 0 {
+            y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
+                let slope = a[p % a.len()];
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = if x > 0.0 { x } else { slope * x };
+                }
+            });
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // One pass gives both gradients, laid end to end: `dx` then `da`.
+        let both = x.contiguous()?.apply_op3_no_bwd(&a.contiguous()?, &dy.contiguous()?, &PreluGrad)?;
+        let n = x.elem_count();
+        let dx = both.narrow(0, 0, n)?.reshape(x.shape())?;
+        let da = both.narrow(0, n, a.elem_count())?;
+        Ok((Some(dx), Some(da)))
+    }
+}
+
+/// `(x, a, dy) → [dx, da]` flattened end to end: `dx = dy` above 0 and `a · dy` below;
+/// `da[c] = Σ dy · x` over channel `c`'s values below 0 (accumulated in f64).
+struct PreluGrad;
+
+impl CustomOp3 for PreluGrad {
+    fn name(&self) -> &'static str {
+        "nanoml-prelu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, a, dy) = (
+            contiguous(s1, l1, "prelu input")?,
+            contiguous(s2, l2, "prelu slopes")?,
+            contiguous(s3, l3, "prelu gradient")?,
+        );
+        let (planes, plane) = prelu_channels(l1.shape(), a)?;
+        if dy.len() != x.len() {
+            candle_core::bail!("prelu gradient: {} values against an input of {}", dy.len(), x.len())
+        }
+        let c = a.len();
+        let mut out = vec![0f32; x.len() + c];
+        let (dx, da) = out.split_at_mut(x.len());
+        if plane > 0 {
+            let sums: Vec<f64> = dx
+                .par_chunks_mut(plane)
+                .zip(x.par_chunks(plane).zip(dy.par_chunks(plane)))
+                .enumerate()
+                .map(|(p, (dx, (x, dy)))| {
+                    let slope = a[p % c];
+                    // Independent partial sums, so that the loop vectorises.
+                    let mut lanes = [0f32; 8];
+                    for ((dx, x), dy) in dx.chunks_mut(8).zip(x.chunks(8)).zip(dy.chunks(8)) {
+                        for (j, ((dx, &x), &dy)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
+                            let below = x <= 0.0;
+                            *dx = if below { slope * dy } else { dy };
+                            lanes[j] += if below { dy * x } else { 0.0 };
+                        }
+                    }
+                    lanes.iter().map(|&l| f64::from(l)).sum::<f64>()
+                })
+                .collect();
+            for (ch, d) in da.iter_mut().enumerate() {
+                *d = (0..planes / c).map(|i| sums[i * c + ch]).sum::<f64>() as f32;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + c)))
     }
 }
 
@@ -280,7 +435,7 @@ impl CustomOp2 for MaskedChannelSum {
 /// Sum of `x` where `mask` (if any) is positive: 16 f32 partial sums (independent, so the
 /// loop vectorises and does not wait on one accumulator's latency), each over every 16th
 /// value of a plane, then added in f64.
-fn lane_sum(x: &[f32], mask: Option<&[f32]>) -> f64 {
+pub(crate) fn lane_sum(x: &[f32], mask: Option<&[f32]>) -> f64 {
     const LANES: usize = 16;
     let mut lanes = [0f32; LANES];
     let keep = |v: f32, m: f32| if m > 0.0 { v } else { 0.0 };

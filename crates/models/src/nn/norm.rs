@@ -1,0 +1,288 @@
+//! Batch normalisation of NCHW batches on the CPU as one candle custom op, forward and
+//! backward, with an optional fused activation.
+//!
+//! candle composes batch normalisation from about ten full-size tensor operations (mean,
+//! centring, square, mean, division, scale, shift), each allocating its result, and its
+//! backward from as many again. Here the training forward reads the input twice (shifted
+//! sums for the statistics, then the output) and the backward three times (the two
+//! per-channel sums, then the input gradient), parallel over `[n, c]` planes.
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::planes::contiguous;
+
+/// An activation applied after the normalisation, inside the same op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Act {
+    Identity,
+    Relu,
+    Elu(f32),
+}
+
+impl Act {
+    #[inline]
+    fn apply(self, z: f32) -> f32 {
+        match self {
+            Act::Identity => z,
+            Act::Relu => z.max(0.0),
+            Act::Elu(alpha) => {
+                if z > 0.0 {
+                    z
+                } else {
+                    alpha * z.exp_m1()
+                }
+            }
+        }
+    }
+
+    /// The derivative at an output `y` (for ELU with `α > 0`, `y > 0` exactly where its
+    /// input is; below, the derivative `α eᶻ` is `y + α`).
+    #[inline]
+    fn derivative(self, y: f32) -> f32 {
+        match self {
+            Act::Identity => 1.0,
+            Act::Relu => f32::from(u8::from(y > 0.0)),
+            Act::Elu(alpha) => {
+                if y > 0.0 {
+                    1.0
+                } else {
+                    y + alpha
+                }
+            }
+        }
+    }
+}
+
+/// Per-channel statistics: the mean and `1 / √(var + ε)`, and (from a batch) the unbiased
+/// variance for the running average.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) mean: Vec<f32>,
+    pub(crate) inv_std: Vec<f32>,
+    pub(crate) unbiased_var: Vec<f32>,
+}
+
+/// Where the op's statistics come from.
+pub(crate) enum Source {
+    /// Training: computed from the batch and left here for the running averages and the
+    /// backward pass.
+    Batch(Arc<OnceLock<Stats>>),
+    /// Evaluation: the running statistics.
+    Fixed(Stats),
+}
+
+/// `(x [n, c, h, w], γ [c], β [c]) → act(γ (x − μ) / √(σ² + ε) + β)`.
+pub(crate) struct BatchNorm {
+    pub(crate) eps: f32,
+    pub(crate) act: Act,
+    pub(crate) source: Source,
+}
+
+/// `(planes, c, plane size)` of an NCHW shape whose channels `gamma` and `beta` match.
+fn geometry(shape: &Shape, gamma: &[f32], beta: &[f32]) -> candle_core::Result<(usize, usize, usize)> {
+    let (n, c, h, w) = shape.dims4()?;
+    if gamma.len() != c || beta.len() != c {
+        candle_core::bail!("batch norm: {} scales and {} shifts for {c} channels", gamma.len(), beta.len())
+    }
+    Ok((n * c, c, h * w))
+}
+
+/// Shifted sums `(Σ (x − s), Σ (x − s)²)` of one plane in 8 f32 lanes, added in f64.
+fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
+    let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+    for chunk in x.chunks(8) {
+        for (j, &v) in chunk.iter().enumerate() {
+            let d = v - shift;
+            s1[j] += d;
+            s2[j] += d * d;
+        }
+    }
+    (s1.iter().map(|&v| f64::from(v)).sum(), s2.iter().map(|&v| f64::from(v)).sum())
+}
+
+/// The batch statistics of `x`: per plane, sums shifted by the channel's first value
+/// (which keeps the variance accurate when the mean is large), combined per channel in
+/// f64.
+fn batch_stats(x: &[f32], planes: usize, c: usize, plane: usize, eps: f32) -> candle_core::Result<Stats> {
+    let count = (planes / c) * plane;
+    if count < 2 {
+        candle_core::bail!("batch norm in training needs at least 2 values per channel, not {count}")
+    }
+    let shift: Vec<f32> = (0..c).map(|ch| x[ch * plane]).collect();
+    let sums: Vec<(f64, f64)> = x.par_chunks(plane).enumerate().map(|(p, v)| shifted_sums(v, shift[p % c])).collect();
+    let mut stats = Stats::default();
+    for ch in 0..c {
+        let (s1, s2) = (0..planes / c).map(|i| sums[i * c + ch]).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let m = s1 / count as f64;
+        let var = (s2 / count as f64 - m * m).max(0.0);
+        stats.mean.push((f64::from(shift[ch]) + m) as f32);
+        stats.inv_std.push((1.0 / (var + f64::from(eps)).sqrt()) as f32);
+        stats.unbiased_var.push((var * count as f64 / (count - 1) as f64) as f32);
+    }
+    Ok(stats)
+}
+
+impl BatchNorm {
+    fn stats(&self) -> candle_core::Result<&Stats> {
+        match &self.source {
+            Source::Fixed(s) => Ok(s),
+            Source::Batch(cell) => match cell.get() {
+                Some(s) => Ok(s),
+                None => candle_core::bail!("batch norm: backward before forward"),
+            },
+        }
+    }
+}
+
+impl CustomOp3 for BatchNorm {
+    fn name(&self) -> &'static str {
+        "nanoml-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, "batch norm input")?;
+        let (gamma, beta) = (contiguous(s2, l2, "batch norm scale")?, contiguous(s3, l3, "batch norm shift")?);
+        let (planes, c, plane) = geometry(l1.shape(), gamma, beta)?;
+        let mut y = vec![0f32; x.len()];
+        if plane == 0 {
+            return Ok((CpuStorage::F32(y), l1.shape().clone()));
+        }
+        let stats = match &self.source {
+            Source::Fixed(s) => s,
+            Source::Batch(cell) => {
+                let s = batch_stats(x, planes, c, plane, self.eps)?;
+                // A second forward with the same op (never done by the layer) keeps the first statistics.
+                cell.get_or_init(|| s)
+            }
+        };
+        if stats.mean.len() != c {
+            candle_core::bail!("batch norm: statistics for {} channels, input has {c}", stats.mean.len())
+        }
+        let act = self.act;
+        y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
+            let ch = p % c;
+            let scale = gamma[ch] * stats.inv_std[ch];
+            let shift = beta[ch] - stats.mean[ch] * scale;
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = act.apply(x * scale + shift);
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = BatchNormGrad {
+            stats: self.stats()?.clone(),
+            gamma: gamma.flatten_all()?.to_vec1()?,
+            act: self.act,
+            batch: matches!(self.source, Source::Batch(_)),
+        };
+        // `dx`, `dγ` and `dβ` end to end.
+        let all = x.contiguous()?.apply_op3_no_bwd(&y.contiguous()?, &dy.contiguous()?, &grad)?;
+        let (n, c) = (x.elem_count(), gamma.elem_count());
+        let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
+        Ok((Some(dx), Some(all.narrow(0, n, c)?), Some(all.narrow(0, n + c, c)?)))
+    }
+}
+
+/// `(x, y, dy) → [dx, dγ, dβ]` flattened. With `z` the normalised input
+/// and `g = dy · act'(y)`: `dβ = Σ g`, `dγ = Σ g z`, and `dx = γ/σ · (g − dβ/N − z dγ/N)`
+/// from batch statistics, `γ/σ · g` from fixed ones.
+struct BatchNormGrad {
+    stats: Stats,
+    gamma: Vec<f32>,
+    act: Act,
+    batch: bool,
+}
+
+impl CustomOp3 for BatchNormGrad {
+    fn name(&self) -> &'static str {
+        "nanoml-batch-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s1, l1, "batch norm input")?;
+        let (y, dy) = (contiguous(s2, l2, "batch norm output")?, contiguous(s3, l3, "batch norm gradient")?);
+        let (shape, c) = (l2.shape(), self.stats.mean.len());
+        let (n, cc, h, w) = shape.dims4()?;
+        if cc != c || self.gamma.len() != c || x.len() != y.len() || dy.len() != y.len() {
+            candle_core::bail!("batch norm gradient: sizes do not match an input of {:?}", shape.dims())
+        }
+        let gamma = &self.gamma;
+        let plane = h * w;
+        let len = y.len() + 2 * c;
+        let mut out = vec![0f32; len];
+        if plane == 0 {
+            return Ok((CpuStorage::F32(out), Shape::from(len)));
+        }
+        let (act, st) = (self.act, &self.stats);
+        // Per plane: Σ g and Σ g z, in 8 f32 lanes each.
+        let sums: Vec<(f64, f64)> = x
+            .par_chunks(plane)
+            .zip(y.par_chunks(plane).zip(dy.par_chunks(plane)))
+            .enumerate()
+            .map(|(p, (x, (y, dy)))| {
+                let (m, inv) = (st.mean[p % c], st.inv_std[p % c]);
+                let (mut sg, mut sgz) = ([0f32; 8], [0f32; 8]);
+                for ((x, y), dy) in x.chunks(8).zip(y.chunks(8)).zip(dy.chunks(8)) {
+                    for (j, ((&x, &y), &dy)) in x.iter().zip(y).zip(dy).enumerate() {
+                        let g = dy * act.derivative(y);
+                        sg[j] += g;
+                        sgz[j] += g * (x - m) * inv;
+                    }
+                }
+                let total = |l: [f32; 8]| l.iter().map(|&v| f64::from(v)).sum::<f64>();
+                (total(sg), total(sgz))
+            })
+            .collect();
+        let (dx, rest) = out.split_at_mut(y.len());
+        let (dgamma, dbeta) = rest.split_at_mut(c);
+        for ch in 0..c {
+            let (sg, sgz) = (0..n).map(|i| sums[i * c + ch]).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            dbeta[ch] = sg as f32;
+            dgamma[ch] = sgz as f32;
+        }
+        let count = (n * plane) as f32;
+        let batch = self.batch;
+        dx.par_chunks_mut(plane)
+            .zip(x.par_chunks(plane).zip(y.par_chunks(plane).zip(dy.par_chunks(plane))))
+            .enumerate()
+            .for_each(|(p, (dx, (x, (y, dy))))| {
+                let ch = p % c;
+                let (m, inv) = (st.mean[ch], st.inv_std[ch]);
+                let k = gamma[ch] * inv;
+                let (mean_g, mean_gz) = if batch { (dbeta[ch] / count, dgamma[ch] / count) } else { (0.0, 0.0) };
+                for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                    let g = dy * act.derivative(y);
+                    *dx = k * (g - mean_g - (x - m) * inv * mean_gz);
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
