@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::planes::{ChannelSum, MaskedChannelSum, contiguous};
+use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
 /// `[n, o, ho, wo]`, with `stride` and zero padding `top`/`left` (bottom and right follow
@@ -68,7 +68,30 @@ impl Geometry {
 
     /// Output pixels per tile: the tile's im2col matrix holds about 64 Ki floats (256 KiB).
     fn tile(&self) -> usize {
+        #[cfg(test)]
+        if let Some(t) = tests::tile_override() {
+            return t.min(self.pixels()).max(1);
+        }
         (65_536 / self.rows()).max(64).min(self.pixels()).max(1)
+    }
+
+    /// Images per group in the backward kernels. When an image has few output pixels (the
+    /// deep layers of a network), a product per image is too thin for the gradients: the
+    /// weight gradient would add a rank-`pixels` update to the whole weight matrix per
+    /// image. Groups of images then share one product, their columns side by side. (The
+    /// forward pass is faster per image: its products are already wide in the channels.)
+    fn group(&self) -> usize {
+        let target = self.tile_target();
+        if self.pixels() >= target { 1 } else { target.div_ceil(self.pixels().max(1)).clamp(1, self.n.max(1)) }
+    }
+
+    /// Columns a product should have: a 256 KiB im2col tile, but at least 256.
+    fn tile_target(&self) -> usize {
+        #[cfg(test)]
+        if let Some(t) = tests::tile_override() {
+            return t;
+        }
+        (65_536 / self.rows()).max(256)
     }
 
     /// Whether `cols` is the input itself (1 × 1, stride 1, no padding).
@@ -136,15 +159,16 @@ fn input_row(g: &Geometry, oy: usize, ky: usize) -> Option<usize> {
     (oy * g.stride + ky).checked_sub(g.top).filter(|&iy| iy < g.h)
 }
 
-/// Fills `cols` (`[c·k·k, p1 − p0]`, row-major) with the input pixels that output pixels
-/// `p0..p1` of image `x` (`[c, h, w]`) see, zero where they fall in the padding.
-fn im2col(g: &Geometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32]) {
+/// Fills `cols` (`[c·k·k, p1 − p0]`, row-major with row stride `ld`) with the input
+/// pixels that output pixels `p0..p1` of image `x` (`[c, h, w]`) see, zero where they fall
+/// in the padding.
+fn im2col(g: &Geometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32], ld: usize) {
     let t = p1 - p0;
     for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.k {
             for kx in 0..g.k {
-                let row = &mut cols[((c * g.k + ky) * g.k + kx) * t..][..t];
+                let row = &mut cols[((c * g.k + ky) * g.k + kx) * ld..][..t];
                 let (first, past) = g.valid_ox(kx);
                 for (oy, ox0, len, at) in segments(g, p0, p1) {
                     let dst = &mut row[at..at + len];
@@ -154,6 +178,11 @@ fn im2col(g: &Geometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32]) {
                     };
                     let src = &plane[iy * g.w..(iy + 1) * g.w];
                     let (a, b) = (first.clamp(ox0, ox0 + len), past.clamp(ox0, ox0 + len));
+                    if a >= b {
+                        // The whole segment lies in the padding.
+                        dst.fill(0.0);
+                        continue;
+                    }
                     dst[..a - ox0].fill(0.0);
                     dst[b - ox0..].fill(0.0);
                     let ix0 = a * g.stride + kx - g.left;
@@ -170,20 +199,23 @@ fn im2col(g: &Geometry, x: &[f32], p0: usize, p1: usize, cols: &mut [f32]) {
     }
 }
 
-/// Adds `cols` (as built by [`im2col`] for `p0..p1`) back into image `dx` (`[c, h, w]`):
-/// the adjoint of [`im2col`].
-fn col2im(g: &Geometry, cols: &[f32], p0: usize, p1: usize, dx: &mut [f32]) {
+/// Adds `cols` (as built by [`im2col`] for `p0..p1`, row stride `ld`) back into image
+/// `dx` (`[c, h, w]`): the adjoint of [`im2col`].
+fn col2im(g: &Geometry, cols: &[f32], p0: usize, p1: usize, dx: &mut [f32], ld: usize) {
     let t = p1 - p0;
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.k {
             for kx in 0..g.k {
-                let row = &cols[((c * g.k + ky) * g.k + kx) * t..][..t];
+                let row = &cols[((c * g.k + ky) * g.k + kx) * ld..][..t];
                 let (first, past) = g.valid_ox(kx);
                 for (oy, ox0, len, at) in segments(g, p0, p1) {
                     let Some(iy) = input_row(g, oy, ky) else { continue };
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
                     let (a, b) = (first.clamp(ox0, ox0 + len), past.clamp(ox0, ox0 + len));
+                    if a >= b {
+                        continue;
+                    }
                     let ix0 = a * g.stride + kx - g.left;
                     let src = &row[at + a - ox0..at + b - ox0];
                     if g.stride == 1 {
@@ -374,6 +406,53 @@ fn forward_masked(
     });
 }
 
+/// Builds the im2col matrix of images `i0..i0 + m` side by side in `cols` (`[rows, m ·
+/// pixels]`).
+fn group_cols(g: &Geometry, x: &[f32], i0: usize, m: usize, cols: &mut [f32]) {
+    let (p, image) = (g.pixels(), g.c * g.h * g.w);
+    for j in 0..m {
+        im2col(g, &x[(i0 + j) * image..(i0 + j + 1) * image], 0, p, &mut cols[j * p..], m * p);
+    }
+}
+
+/// Gathers the output gradient of images `i0..i0 + m` side by side into `buf`
+/// (`[o, m · pixels]`), masked where the output `y` is not positive if `relu`.
+fn group_gradient(g: &Geometry, dy: &[f32], y: &[f32], relu: bool, i0: usize, m: usize, buf: &mut [f32]) {
+    let (p, t) = (g.pixels(), m * g.pixels());
+    for j in 0..m {
+        for o in 0..g.o {
+            let at = ((i0 + j) * g.o + o) * p;
+            let (d, yv, out) = (&dy[at..at + p], &y[at..at + p], &mut buf[o * t + j * p..o * t + (j + 1) * p]);
+            if relu {
+                for ((out, &d), &yv) in out.iter_mut().zip(d).zip(yv) {
+                    *out = if yv > 0.0 { d } else { 0.0 };
+                }
+            } else {
+                out.copy_from_slice(d);
+            }
+        }
+    }
+}
+
+/// Runs `f(first image, images, their part of out)` for each group of `g.group()` images,
+/// in parallel unless there are fewer groups than threads (the products are then).
+fn for_groups<T: Send>(
+    g: &Geometry,
+    out: &mut [T],
+    per_image: usize,
+    f: impl Fn(usize, usize, &mut [T], usize) + Sync,
+) {
+    let size = g.group();
+    let threads = rayon::current_num_threads();
+    let product = if g.n.div_ceil(size) < threads { threads } else { 1 };
+    let run = |(k, chunk): (usize, &mut [T])| f(k * size, chunk.len() / per_image, chunk, product);
+    if product > 1 {
+        out.chunks_mut(size * per_image).enumerate().for_each(run);
+    } else {
+        out.par_chunks_mut(size * per_image).enumerate().for_each(run);
+    }
+}
+
 /// [`forward`] of one image `xi` into `yi`.
 fn forward_image(g: &Geometry, xi: &[f32], weight: &[f32], bias: &[f32], relu: bool, yi: &mut [f32], threads: usize) {
     let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
@@ -398,7 +477,7 @@ fn forward_image(g: &Geometry, xi: &[f32], weight: &[f32], bias: &[f32], relu: b
                 product(Mat { ptr: xi[p0..].as_ptr(), row_stride: pixels, col_stride: 1 });
             } else {
                 with_cols(rows * t, |cols| {
-                    im2col(g, xi, p0, p1, cols);
+                    im2col(g, xi, p0, p1, cols, t);
                     product(Mat { ptr: cols.as_ptr(), row_stride: t, col_stride: 1 });
                 });
             }
@@ -450,8 +529,10 @@ fn transposed(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
         return None;
     }
     let k = g.k;
-    let bottom = (g.h + k - 1).checked_sub(g.ho + g.top)?;
-    let right = (g.w + k - 1).checked_sub(g.wo + g.left)?;
+    // `k − 1 − pad` on each side; at stride 1 the original bottom padding is
+    // `ho + k − 1 − h − top`, so the new one is `h + top − ho` (and likewise on the right).
+    let bottom = (g.h + g.top).checked_sub(g.ho)?;
+    let right = (g.w + g.left).checked_sub(g.wo)?;
     let (top, left) = ((k - 1).checked_sub(g.top)?, (k - 1).checked_sub(g.left)?);
     let gt = Geometry::new((g.n, g.o, g.ho, g.wo), g.c, k, 1, [top, bottom, left, right]).ok()?;
     if (gt.ho, gt.wo) != (g.h, g.w) {
@@ -493,12 +574,36 @@ impl CustomOp3 for ConvInputGrad {
         let y = contiguous(ys, yl, "convolution output")?;
         let (dy, weight) =
             (contiguous(dys, dyl, "convolution output gradient")?, contiguous(ws, wl, "convolution weight")?);
-        let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
         if let Some((gt, flipped)) = transposed(g, weight) {
+            // The forward kernel writes every output (the zero bias first).
+            let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
             forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], false, &mut dx);
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
+        // Added into below.
+        let mut dx = zeroed(g.n * g.c * g.h * g.w);
         let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
+        if g.group() > 1 {
+            for_groups(g, &mut dx, g.c * g.h * g.w, |i0, m, dxg, threads| {
+                let t = m * pixels;
+                with_buffer(&GRAD, g.o * t, |grad| {
+                    group_gradient(g, dy, y, self.relu, i0, m, grad);
+                    with_cols(rows * t, |cols| {
+                        let wt = Mat { ptr: weight.as_ptr(), row_stride: 1, col_stride: rows };
+                        let grad = Mat { ptr: grad.as_ptr(), row_stride: t, col_stride: 1 };
+                        // SAFETY: `wt` is `rows × o`, `grad` is `o × t`, `cols` holds `rows × t`.
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            matmul(rows, t, g.o, cols.as_mut_ptr(), t, false, wt, grad, threads)
+                        };
+                        for (j, dxi) in dxg.chunks_mut(g.c * g.h * g.w).enumerate() {
+                            col2im(g, &cols[j * pixels..], 0, pixels, dxi, t);
+                        }
+                    })
+                })
+            });
+            return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
+        }
         let threads = product_threads(g.n);
         for_images(&mut dx, g.c * g.h * g.w, g.n, |i, dxi| {
             let wt = Mat { ptr: weight.as_ptr(), row_stride: 1, col_stride: rows };
@@ -524,7 +629,7 @@ impl CustomOp3 for ConvInputGrad {
                             unsafe {
                                 matmul(rows, t, g.o, cols.as_mut_ptr(), t, false, wt, grad, threads)
                             };
-                            col2im(g, cols, p0, p1, dxi);
+                            col2im(g, cols, p0, p1, dxi, t);
                         });
                     }
                 });
@@ -579,7 +684,7 @@ impl CustomOp3 for ConvWeightGrad {
                         product(Mat { ptr: xi[p0..].as_ptr(), row_stride: 1, col_stride: pixels }, dw);
                     } else {
                         with_cols(rows * t, |cols| {
-                            im2col(g, xi, p0, p1, cols);
+                            im2col(g, xi, p0, p1, cols, t);
                             product(Mat { ptr: cols.as_ptr(), row_stride: 1, col_stride: t }, dw);
                         });
                     }
@@ -588,9 +693,15 @@ impl CustomOp3 for ConvWeightGrad {
             }
         };
         let size = g.o * rows;
+        if g.group() > 1 {
+            return Ok((
+                CpuStorage::F32(weight_grad_groups(g, dy, x, y, self.relu)),
+                Shape::from((g.o, g.c, g.k, g.k)),
+            ));
+        }
         let threads = product_threads(g.n);
         let dw = if threads > 1 {
-            let mut dw = vec![0f32; size];
+            let mut dw = zeroed(size);
             for i in 0..g.n {
                 image(i, &mut dw, threads);
             }
@@ -599,14 +710,14 @@ impl CustomOp3 for ConvWeightGrad {
             (0..g.n)
                 .into_par_iter()
                 .fold(
-                    || vec![0f32; size],
+                    || zeroed(size),
                     |mut dw, i| {
                         image(i, &mut dw, 1);
                         dw
                     },
                 )
                 .reduce(
-                    || vec![0f32; size],
+                    || zeroed(size),
                     |mut a, b| {
                         a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
                         a
@@ -617,8 +728,56 @@ impl CustomOp3 for ConvWeightGrad {
     }
 }
 
+/// The weight gradient for images with few output pixels: per group of images, `dW +=
+/// grad · colsᵀ` with the group's columns side by side (one partial sum per thread).
+fn weight_grad_groups(g: &Geometry, dy: &[f32], x: &[f32], y: &[f32], relu: bool) -> Vec<f32> {
+    let (rows, size, per) = (g.rows(), g.o * g.rows(), g.group());
+    let group = |i0: usize, dw: &mut [f32], threads: usize| {
+        let m = per.min(g.n - i0);
+        let t = m * g.pixels();
+        with_buffer(&GRAD, g.o * t, |grad| {
+            group_gradient(g, dy, y, relu, i0, m, grad);
+            with_cols(rows * t, |cols| {
+                group_cols(g, x, i0, m, cols);
+                let grad = Mat { ptr: grad.as_ptr(), row_stride: t, col_stride: 1 };
+                let cols_t = Mat { ptr: cols.as_ptr(), row_stride: 1, col_stride: t };
+                // SAFETY: `grad` is `o × t`, `cols_t` is `t × rows`, `dw` is `o × rows`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    matmul(g.o, rows, t, dw.as_mut_ptr(), rows, true, grad, cols_t, threads)
+                };
+            })
+        })
+    };
+    let starts: Vec<usize> = (0..g.n).step_by(per).collect();
+    let threads = rayon::current_num_threads();
+    if starts.len() < threads {
+        let mut dw = zeroed(size);
+        starts.iter().for_each(|&i0| group(i0, &mut dw, threads));
+        return dw;
+    }
+    starts
+        .into_par_iter()
+        .fold(
+            || zeroed(size),
+            |mut dw, i0| {
+                group(i0, &mut dw, 1);
+                dw
+            },
+        )
+        .reduce(
+            || zeroed(size),
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::super::{Builder, Conv2d, Padding};
     use candle_core::{DType, Device, Tensor, Var};
     use nanoml_core::Xoshiro256PlusPlus;
@@ -658,6 +817,15 @@ mod tests {
         let y = conv.forward_reference(&x).unwrap();
         let weighting = random(y.dims(), &mut rng);
         (conv, x, weighting)
+    }
+
+    /// Tile size and group target for the kernels while tests run (0: the usual sizes).
+    /// The tests set it at random: every size must give the same results, so tests that
+    /// run at the same time may share it.
+    static TILE: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) fn tile_override() -> Option<usize> {
+        Some(TILE.load(Ordering::Relaxed)).filter(|&t| t > 0)
     }
 
     fn geometry() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize, bool)> {
@@ -723,7 +891,11 @@ mod tests {
         /// candle 0.11's transposed convolution returns a gradient short of the last rows or
         /// columns, and backpropagation fails with a shape mismatch.
         #[test]
-        fn forward_and_backward_equal_references(geometry in geometry(), relu in any::<bool>(), seed in any::<u64>()) {
+        fn forward_and_backward_equal_references(
+            geometry in geometry(), relu in any::<bool>(), tile in prop_oneof![Just(0usize), 1usize..40], seed in any::<u64>(),
+        ) {
+            // Small tiles split images into several tiles, or put several images in one group.
+            TILE.store(tile, Ordering::Relaxed);
             let (conv, x, weighting) = setup(geometry, seed);
             let ours = if relu { conv.forward_relu(&x) } else { conv.forward(&x) }.unwrap();
             let reference = |x: &Tensor| {
@@ -744,6 +916,7 @@ mod tests {
                     assert_close(what, g.get(var).unwrap(), c.get(var).unwrap())?;
                 }
             }
+            TILE.store(0, Ordering::Relaxed);
         }
     }
 

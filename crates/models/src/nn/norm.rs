@@ -29,11 +29,8 @@ impl Act {
             Act::Identity => z,
             Act::Relu => z.max(0.0),
             Act::Elu(alpha) => {
-                if z > 0.0 {
-                    z
-                } else {
-                    alpha * z.exp_m1()
-                }
+                let below = alpha * super::planes::exp_m1_nonpositive(z);
+                if z > 0.0 { z } else { below }
             }
         }
     }

@@ -22,6 +22,17 @@ pub(crate) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &st
     }
 }
 
+/// `n` zeros, written now. `vec![0.0; n]` asks the allocator for zeroed memory, which for
+/// large buffers is fresh pages that the kernel maps to its shared zero page when first
+/// read; a kernel that then adds into them (read, then write) takes a copy-on-write fault
+/// per page, each with a TLB shootdown across the threads. Buffers that are accumulated
+/// into start from this instead.
+pub(crate) fn zeroed(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, 0.0);
+    v
+}
+
 /// Whether `x` can take the CPU kernels: f32 on the CPU.
 pub(crate) fn on_cpu_f32(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == candle_core::DType::F32
@@ -92,6 +103,30 @@ impl CustomOp2 for ActivationGrad {
     }
 }
 
+/// `eˣ − 1` for the ELU's negative side, without a call into libm so that loops over it
+/// vectorise: `x ≤ 0` is clamped at −87 (where `eˣ` is below f32's smallest normal), split
+/// as `x = n ln 2 + r` with `|r| ≤ ½ ln 2`, and `eʳ` is Cephes' degree-7 polynomial
+/// (relative error about 1e-7). Near 0 the subtraction of 1 leaves an absolute error of
+/// about 1e-7. Positive `x` give `e⁰ − 1 = 0` (the ELU takes `x` itself there); NaN stays
+/// NaN.
+#[inline]
+pub(crate) fn exp_m1_nonpositive(x: f32) -> f32 {
+    // Adding and subtracting 1.5·2²³ rounds to the nearest integer with plain f32 additions.
+    const ROUND: f32 = 12_582_912.0;
+    // `clamp` keeps NaN.
+    let x = x.clamp(-87.0, 0.0);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    // ln 2 in two parts, so that `n · ln 2` is exact in the first.
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p =
+        ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    // 2ⁿ from its exponent bits; `t`'s low mantissa bits hold `n` (−126 ≤ n ≤ 0).
+    let bits = (t.to_bits() as i32).wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
+    er * f32::from_bits(bits as u32) - 1.0
+}
+
 /// ELU: `x` above 0, `α (eˣ − 1)` below (`α > 0`).
 pub(crate) struct Elu {
     pub(crate) alpha: f32,
@@ -108,7 +143,8 @@ impl CustomOp1 for Elu {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(1 << 16).zip(x.par_chunks(1 << 16)).for_each(|(y, x)| {
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = if x > 0.0 { x } else { alpha * x.exp_m1() };
+                let below = alpha * exp_m1_nonpositive(x);
+                *y = if x > 0.0 { x } else { below };
             }
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
@@ -310,7 +346,7 @@ impl CustomOp3 for MaxPoolGrad {
             candle_core::bail!("max pooling gradient: sizes do not match the input {:?}", self.input)
         }
         let (k, st) = (self.k, self.stride);
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = zeroed(x.len());
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w))
             .zip(y.par_chunks(ho * wo).zip(dy.par_chunks(ho * wo)))
@@ -384,7 +420,7 @@ impl CustomOp1 for UpsampleGrad {
         let (n, c, ho, wo) = l.shape().dims4()?;
         let (fy, fx) = (self.fy, self.fx);
         let (h, w) = (ho / fy, wo / fx);
-        let mut dx = vec![0f32; n * c * h * w];
+        let mut dx = zeroed(n * c * h * w);
         dx.par_chunks_mut(h * w).zip(dy.par_chunks(ho * wo)).for_each(|(dx, dy)| {
             for (r, row) in dy.chunks(wo).enumerate() {
                 let dst = &mut dx[(r / fy) * w..(r / fy + 1) * w];

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::planes::contiguous;
+use super::planes::{contiguous, zeroed};
 
 /// `k × k` average pooling with stride `k`, no padding (a trailing partial window is
 /// dropped).
@@ -37,7 +37,7 @@ impl CustomOp1 for AvgPool {
         let (n, c, h, w, ho, wo) = self.output(l.shape())?;
         let k = self.k;
         let scale = 1.0 / (k * k) as f32;
-        let mut y = vec![0f32; n * c * ho * wo];
+        let mut y = zeroed(n * c * ho * wo);
         y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
             for (oy, out) in y.chunks_mut(wo).enumerate() {
                 for row in x[oy * k * w..].chunks(w).take(k) {
@@ -238,7 +238,7 @@ impl CustomOp1 for UpsampleBilinearGrad {
         if dy.len() != n * c * ho * wo {
             candle_core::bail!("upsampling gradient: {} values for an output of {n}×{c}×{ho}×{wo}", dy.len())
         }
-        let mut dx = vec![0f32; n * c * h * w];
+        let mut dx = zeroed(n * c * h * w);
         dx.par_chunks_mut(h * w).zip(dy.par_chunks(ho * wo)).for_each_init(Vec::new, |rows, (dx, dy)| {
             // The gradient of each widened input row.
             rows.clear();
