@@ -3,10 +3,15 @@
 //! screening one 256-pixel scan with the shipped weights. The side-by-side comparison with
 //! PyTorch (all four networks, paper sizes included) is `tools/compare/models.py`.
 //! `conv_kernels` times one 3×3 convolution layer with nanoml's CPU kernels beside
-//! candle's own composition of the same layer (`Conv2d::forward_reference`).
+//! candle's own composition of the same layer (`Conv2d::forward_reference`);
+//! `layer_kernels` does the same for batch norm with a fused ELU (training) and PReLU, and
+//! for bilinear ×2 upsampling (forward only: candle 0.11 has no backward for it).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nanoml::models::nn::{Builder, Conv2d, Mode, Padding, binary_cross_entropy_with_logits, weighted_cross_entropy};
+use nanoml::models::nn::{
+    Activation, BatchNorm2d, Bilinear, Builder, Conv2d, Mode, Padding, Prelu, binary_cross_entropy_with_logits,
+    upsample_bilinear2d, weighted_cross_entropy,
+};
 use nanoml::models::optim::Optimizer;
 use nanoml::models::{Classifier, ClassifierConfig, DType, Denoiser, DenoiserConfig, Device, Network, Tensor};
 use nanoml::screening::{Screener, ScreeningConfig};
@@ -80,5 +85,43 @@ fn conv_kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, models, conv_kernels);
+/// Forward and backward of `f` (the gradient of the sum).
+fn train(f: impl Fn() -> nanoml::models::Result<Tensor>) {
+    f().and_then(|y| Ok(y.sum_all()?.backward()?)).expect("backward");
+}
+
+fn layer_kernels(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let mut g = c.benchmark_group("layer_kernels");
+    g.sample_size(10);
+    let mut b = Builder::new(0, &dev);
+    let bn = BatchNorm2d::new(&mut b, "bn", 32, 1e-3, 0.01).expect("batch norm");
+    let prelu = Prelu::new(&mut b, "prelu", 32, 0.01).expect("prelu");
+    let x = nanoml::models::Var::from_tensor(&Tensor::rand(-1f32, 1f32, (8, 32, 100, 100), &dev).expect("input"))
+        .expect("var");
+    let (mode, elu) = (Mode::Train { seed: 0 }, Activation::Elu(1.0));
+    g.bench_function("batchnorm_elu_32ch_100sq_b8_train_nanoml", |bch| {
+        bch.iter(|| train(|| bn.forward_activated(black_box(&x), mode, elu)))
+    });
+    g.bench_function("batchnorm_elu_32ch_100sq_b8_train_candle", |bch| {
+        bch.iter(|| train(|| bn.forward_reference(black_box(&x), mode, elu)))
+    });
+    g.bench_function("prelu_32ch_100sq_b8_train_nanoml", |bch| bch.iter(|| train(|| prelu.forward(black_box(&x)))));
+    g.bench_function("prelu_32ch_100sq_b8_train_candle", |bch| {
+        bch.iter(|| train(|| prelu.forward_reference(black_box(&x))))
+    });
+    // candle 0.11 has no backward for its bilinear upsampling: forward only.
+    g.bench_function("bilinear_x2_32ch_100sq_b8_forward_nanoml", |bch| {
+        bch.iter(|| upsample_bilinear2d(black_box(&x), 2, Bilinear::HalfPixel).expect("upsample"))
+    });
+    g.bench_function("bilinear_x2_32ch_100sq_b8_forward_candle", |bch| {
+        bch.iter(|| black_box(&x).upsample_bilinear2d(200, 200, false).expect("upsample"))
+    });
+    g.bench_function("bilinear_x2_32ch_100sq_b8_train_nanoml", |bch| {
+        bch.iter(|| train(|| upsample_bilinear2d(black_box(&x), 2, Bilinear::HalfPixel)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, models, conv_kernels, layer_kernels);
 criterion_main!(benches);
