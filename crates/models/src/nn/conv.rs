@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::direct;
 use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
@@ -58,7 +59,7 @@ impl Geometry {
         Ok(Geometry { n, c, h, w, o, k, stride, top, left, ho: (hp - k) / stride + 1, wo: (wp - k) / stride + 1 })
     }
 
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.c * self.k * self.k
     }
 
@@ -392,15 +393,20 @@ fn forward_masked(
 ) {
     let threads = product_threads(g.n);
     let image = g.c * g.h * g.w;
+    let plan = direct::suits(g).then(|| direct::Plan::new(g, weight));
+    let image_forward = |xi: &[f32], yi: &mut [f32]| match &plan {
+        Some(plan) => plan.forward_image(g, xi, bias, relu, yi, threads),
+        None => forward_image(g, xi, weight, bias, relu, yi, threads),
+    };
     for_images(y, g.o * g.pixels(), g.n, |i, yi| {
         let xi = &x[i * image..(i + 1) * image];
         match mask {
-            None => forward_image(g, xi, weight, bias, relu, yi, threads),
+            None => image_forward(xi, yi),
             Some(m) => with_buffer(&MASKED, image, |buf| {
                 for ((b, &v), &m) in buf.iter_mut().zip(xi).zip(&m[i * image..(i + 1) * image]) {
                     *b = if m > 0.0 { v } else { 0.0 };
                 }
-                forward_image(g, buf, weight, bias, relu, yi, threads)
+                image_forward(buf, yi)
             }),
         }
     });
@@ -917,6 +923,27 @@ mod tests {
                 }
             }
             TILE.store(0, Ordering::Relaxed);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Rows at least 16 wide at stride 1 take the direct kernel (on CPUs with AVX-512),
+        /// and so does the input gradient (a stride-1 convolution): both equal direct loops,
+        /// with every remainder of the 12-channel and 32-pixel blocks.
+        #[test]
+        fn wide_rows_equal_direct_loops(
+            n in 1usize..3, c in 1usize..5, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
+            h in 5usize..8, w in 20usize..70, same in any::<bool>(), relu in any::<bool>(), seed in any::<u64>(),
+        ) {
+            let (conv, x, weighting) = setup((n, c, o, k, 1, h, w, same), seed);
+            let ours = if relu { conv.forward_relu(&x) } else { conv.forward(&x) }.unwrap();
+            let [y, dx, dw, db] = naive(&conv, &x, &weighting, relu);
+            assert_close("output", &ours, &y)?;
+            let g = (&ours * &weighting).unwrap().sum_all().unwrap().backward().unwrap();
+            assert_close("input gradient", g.get(&x).unwrap(), &dx)?;
+            assert_close("weight gradient", g.get(&conv.weight).unwrap(), &dw)?;
+            assert_close("bias gradient", g.get(&conv.bias).unwrap(), &db)?;
         }
     }
 

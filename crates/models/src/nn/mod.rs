@@ -19,6 +19,7 @@ use nanoml_core::{Xoshiro256PlusPlus, derive_seed};
 use crate::{Error, Result};
 
 mod conv;
+mod direct;
 #[cfg(test)]
 mod layer_tests;
 mod norm;

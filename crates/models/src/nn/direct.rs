@@ -1,0 +1,247 @@
+//! Direct stride-1 convolution on CPUs with AVX-512 (an "implicit GEMM"): no im2col
+//! matrix and no packing of it.
+//!
+//! At stride 1 the im2col row of tap `(c, ky, kx)` for a run of output pixels in one output
+//! row is a contiguous run of the zero-padded input, at a fixed offset. The kernel keeps a
+//! block of up to 12 output channels × 32 pixels in 24 registers and, for every tap, loads
+//! the 32 input pixels straight from the padded image and broadcasts the 12 weights. The
+//! im2col route writes each input pixel `k²` times and the matrix product then copies it
+//! again into packed panels, which costs as much as the arithmetic when a layer has few
+//! output channels (each copied value is used only `o` times).
+
+use rayon::prelude::*;
+
+use super::conv::Geometry;
+
+/// Output channels per register block.
+const ROWS: usize = 12;
+
+/// Whether this CPU has AVX-512F.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether [`Plan::forward_image`] takes `g`: stride 1, output rows at least 16 wide (shorter
+/// rows leave most of the 32 lanes idle), and AVX-512.
+pub(crate) fn suits(g: &Geometry) -> bool {
+    g.stride == 1 && g.wo >= 16 && available()
+}
+
+thread_local! {
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The weights and tap offsets of one convolution for [`Plan::forward_image`], made once per
+/// batch.
+pub(crate) struct Plan {
+    /// Weights block by block: each block of `R ≤ 12` output channels as `rows` runs of `R`.
+    packed: Vec<f32>,
+    /// Input offset of each tap `(c, ky, kx)` in the padded image.
+    offsets: Vec<usize>,
+    hp: usize,
+    wp: usize,
+}
+
+impl Plan {
+    /// The plan for `g` (as in [`suits`]) and its `weight` (`[o, c, k, k]`).
+    pub(crate) fn new(g: &Geometry, weight: &[f32]) -> Self {
+        let (hp, wp) = (g.ho + g.k - 1, g.wo + g.k - 1);
+        let rows = g.rows();
+        let mut packed = Vec::with_capacity(g.o * rows);
+        for r0 in (0..g.o).step_by(ROWS) {
+            let r = ROWS.min(g.o - r0);
+            for kk in 0..rows {
+                packed.extend((r0..r0 + r).map(|o| weight[o * rows + kk]));
+            }
+        }
+        let offsets = (0..g.c)
+            .flat_map(|c| (0..g.k).flat_map(move |ky| (0..g.k).map(move |kx| (c * hp + ky) * wp + kx)))
+            .collect();
+        Plan { packed, offsets, hp, wp }
+    }
+
+    /// `yi = conv(xi, weight) + bias` (then `max(·, 0)` if `relu`) for one image.
+    /// `threads > 1` splits the output rows over that many rayon tasks.
+    pub(crate) fn forward_image(
+        &self,
+        g: &Geometry,
+        xi: &[f32],
+        bias: &[f32],
+        relu: bool,
+        yi: &mut [f32],
+        threads: usize,
+    ) {
+        let (hp, wp, packed, offsets) = (self.hp, self.wp, &self.packed, &self.offsets);
+        let out = OutPtr(yi.as_mut_ptr());
+        let run = |xpad: &[f32]| {
+            let task = |(oy0, oy1): (usize, usize)| {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F is present (`suits`); every address lies in `xpad` (taps
+                // stay inside the padded image), `packed`, or rows `oy0..oy1` of each output
+                // plane, which no other task writes.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::rows(g, (oy0, oy1), xpad, wp, packed, offsets, bias, relu, out.get())
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = (oy0, oy1, out);
+            };
+            if threads > 1 {
+                let per = g.ho.div_ceil(threads);
+                (0..threads).into_par_iter().map(|t| (t * per, ((t + 1) * per).min(g.ho))).for_each(task);
+            } else {
+                task((0, g.ho));
+            }
+        };
+        PADDED.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => {
+                pad(g, xi, hp, wp, &mut buf);
+                run(&buf)
+            }
+            Err(_) => {
+                let mut buf = Vec::new();
+                pad(g, xi, hp, wp, &mut buf);
+                run(&buf)
+            }
+        });
+    }
+}
+
+/// The output planes' base pointer, shared by the tasks that write disjoint rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: the tasks write disjoint output rows (see `Plan::forward_image`).
+#[allow(unsafe_code)]
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+#[allow(unsafe_code)]
+unsafe impl Sync for OutPtr {}
+
+/// `xi` (`[c, h, w]`) zero-padded to `[c, hp, wp]` (`top`, `left` before, the rest after).
+fn pad(g: &Geometry, xi: &[f32], hp: usize, wp: usize, buf: &mut Vec<f32>) {
+    buf.clear();
+    buf.resize(g.c * hp * wp, 0.0);
+    for (plane, src) in buf.chunks_mut(hp * wp).zip(xi.chunks(g.h * g.w)) {
+        for (iy, row) in src.chunks(g.w).enumerate() {
+            let at = (iy + g.top) * wp + g.left;
+            plane[at..at + g.w].copy_from_slice(row);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps,
+        _mm512_set1_ps, _mm512_setzero_ps,
+    };
+
+    use super::{Geometry, ROWS};
+
+    fn mask(w: usize) -> __mmask16 {
+        if w >= 16 { 0xFFFF } else { ((1u32 << w) - 1) as u16 }
+    }
+
+    /// Output rows `oy0..oy1` of every channel.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn rows(
+        g: &Geometry,
+        (oy0, oy1): (usize, usize),
+        xpad: &[f32],
+        wp: usize,
+        packed: &[f32],
+        offsets: &[usize],
+        bias: &[f32],
+        relu: bool,
+        y: *mut f32,
+    ) {
+        let (pixels, rows) = (g.ho * g.wo, offsets.len());
+        for oy in oy0..oy1 {
+            let mut r0 = 0;
+            while r0 < g.o {
+                let r = ROWS.min(g.o - r0);
+                let a = &packed[r0 * rows..(r0 + r) * rows];
+                let b = &bias[r0..r0 + r];
+                let mut ox0 = 0;
+                while ox0 < g.wo {
+                    let w = (g.wo - ox0).min(32);
+                    // SAFETY: the caller's bounds (see `Plan::forward_image`).
+                    unsafe {
+                        let base = xpad.as_ptr().add(oy * wp + ox0);
+                        let out = y.add(r0 * pixels + oy * g.wo + ox0);
+                        let args =
+                            (a.as_ptr(), base, offsets, b, relu, out, pixels, (mask(w), mask(w.saturating_sub(16))));
+                        match r {
+                            12 => block::<12>(args),
+                            11 => block::<11>(args),
+                            10 => block::<10>(args),
+                            9 => block::<9>(args),
+                            8 => block::<8>(args),
+                            7 => block::<7>(args),
+                            6 => block::<6>(args),
+                            5 => block::<5>(args),
+                            4 => block::<4>(args),
+                            3 => block::<3>(args),
+                            2 => block::<2>(args),
+                            _ => block::<1>(args),
+                        }
+                    }
+                    ox0 += 32;
+                }
+                r0 += r;
+            }
+        }
+    }
+
+    type Args<'a> = (*const f32, *const f32, &'a [usize], &'a [f32], bool, *mut f32, usize, (__mmask16, __mmask16));
+
+    /// `R` output channels × up to 32 pixels (lanes in the two masks): packed weights `a`
+    /// (`rows` runs of `R`), input pixels at `base + offsets[kk]`, output rows `pixels`
+    /// apart.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn block<const R: usize>((a, base, offsets, bias, relu, out, pixels, (m0, m1)): Args<'_>) {
+        let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
+        for (acc, &b) in acc.iter_mut().zip(bias) {
+            *acc = [_mm512_set1_ps(b); 2];
+        }
+        // SAFETY: the caller's bounds.
+        unsafe {
+            for (kk, &off) in offsets.iter().enumerate() {
+                let row = base.add(off);
+                let (b0, b1) = (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16)));
+                let col = a.add(kk * R);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*col.add(r));
+                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let (mut v0, mut v1) = (acc[0], acc[1]);
+                if relu {
+                    (v0, v1) = (_mm512_max_ps(v0, _mm512_setzero_ps()), _mm512_max_ps(v1, _mm512_setzero_ps()));
+                }
+                let o = out.add(r * pixels);
+                _mm512_mask_storeu_ps(o, m0, v0);
+                _mm512_mask_storeu_ps(o.add(16), m1, v1);
+            }
+        }
+    }
+}
