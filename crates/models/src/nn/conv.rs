@@ -705,31 +705,7 @@ impl CustomOp3 for ConvWeightGrad {
                 Shape::from((g.o, g.c, g.k, g.k)),
             ));
         }
-        let threads = product_threads(g.n);
-        let dw = if threads > 1 {
-            let mut dw = zeroed(size);
-            for i in 0..g.n {
-                image(i, &mut dw, threads);
-            }
-            dw
-        } else {
-            (0..g.n)
-                .into_par_iter()
-                .fold(
-                    || zeroed(size),
-                    |mut dw, i| {
-                        image(i, &mut dw, 1);
-                        dw
-                    },
-                )
-                .reduce(
-                    || zeroed(size),
-                    |mut a, b| {
-                        a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                        a
-                    },
-                )
-        };
+        let dw = partial_sums((0..g.n).collect(), size, image);
         Ok((CpuStorage::F32(dw), Shape::from((g.o, g.c, g.k, g.k))))
     }
 }
@@ -755,20 +731,26 @@ fn weight_grad_groups(g: &Geometry, dy: &[f32], x: &[f32], y: &[f32], relu: bool
             })
         })
     };
-    let starts: Vec<usize> = (0..g.n).step_by(per).collect();
+    partial_sums((0..g.n).step_by(per).collect(), size, group)
+}
+
+/// `Σ f(item)` over `items`, each `f(item, sum, threads)` adding into a `size`-long sum:
+/// in sequence with each product on all threads when items are fewer than threads, else
+/// one partial sum per thread, added at the end.
+fn partial_sums(items: Vec<usize>, size: usize, f: impl Fn(usize, &mut [f32], usize) + Sync) -> Vec<f32> {
     let threads = rayon::current_num_threads();
-    if starts.len() < threads {
-        let mut dw = zeroed(size);
-        starts.iter().for_each(|&i0| group(i0, &mut dw, threads));
-        return dw;
+    if items.len() < threads {
+        let mut sum = zeroed(size);
+        items.into_iter().for_each(|i| f(i, &mut sum, threads));
+        return sum;
     }
-    starts
+    items
         .into_par_iter()
         .fold(
             || zeroed(size),
-            |mut dw, i0| {
-                group(i0, &mut dw, 1);
-                dw
+            |mut sum, i| {
+                f(i, &mut sum, 1);
+                sum
             },
         )
         .reduce(
