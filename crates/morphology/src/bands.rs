@@ -16,17 +16,20 @@
 
 use crate::bits::{BitImage, shl1, shr1};
 use crate::label::Connectivity;
-use crate::unionfind::{StripJob, offsets_and_strips, resolve_labels, split_for_strips, union};
+use crate::unionfind::{offsets_and_strips, resolve_labels, union};
 use rayon::prelude::*;
 
-/// A band's union row with the starts and (inclusive) ends of its band runs, and the number
-/// of starts before each word.
+/// A band's union row with the starts and (inclusive) ends of its band runs, the number
+/// of starts before each word, and which runs hold no top-row pixel.
 #[derive(Default)]
 struct BandRow {
     union: Vec<u64>,
     link: Vec<u64>,
     starts: Vec<u64>,
     starts_before: Vec<u32>,
+    /// Bit x set where column x is the last of a band run without a pixel in the band's
+    /// top row (see [`seedless_ends`]).
+    seedless: Vec<u64>,
     base: u32,
     /// Index of each band run (in column order) in the band's storage order: runs with a
     /// pixel in the top row first, then the others, each group in column order. The
@@ -36,27 +39,124 @@ struct BandRow {
     order: Vec<u32>,
 }
 
-impl BandRow {
-    /// Recomputes the row for `band`, reusing the buffers.
-    #[inline(always)]
-    fn load(&mut self, bits: &BitImage, band: usize, base: u32, connectivity: Connectivity) {
-        let words = bits.words_per_row;
-        let top = bits.row(2 * band);
-        let bottom = if 2 * band + 1 < bits.rows { Some(bits.row(2 * band + 1)) } else { None };
-        self.base = base;
-        self.union.clear();
-        self.union.extend((0..words).map(|k| top[k] | bottom.map_or(0, |b| b[k])));
-        // link bit x: columns x and x + 1 are connected within the band.
-        self.link.clear();
-        match (connectivity, bottom) {
-            (Connectivity::Eight, _) | (Connectivity::Four, None) => {
-                let u = &self.union;
-                self.link.extend((0..words).map(|k| u[k] & shr1(u, k)));
+/// Fills `union` and `link` (bit x: columns x and x + 1 are connected within the band)
+/// of `band` and returns its top row.
+#[inline(always)]
+fn band_words<'a>(
+    bits: &'a BitImage,
+    band: usize,
+    connectivity: Connectivity,
+    union: &mut Vec<u64>,
+    link: &mut Vec<u64>,
+) -> &'a [u64] {
+    let words = bits.words_per_row;
+    let top = bits.row(2 * band);
+    let bottom = if 2 * band + 1 < bits.rows { Some(bits.row(2 * band + 1)) } else { None };
+    union.clear();
+    union.extend((0..words).map(|k| top[k] | bottom.map_or(0, |b| b[k])));
+    link.clear();
+    match (connectivity, bottom) {
+        (Connectivity::Eight, _) | (Connectivity::Four, None) => {
+            let u = &union[..];
+            link.extend((0..words).map(|k| u[k] & shr1(u, k)));
+        }
+        (Connectivity::Four, Some(b)) => {
+            link.extend((0..words).map(|k| (top[k] & shr1(top, k)) | (b[k] & shr1(b, k))));
+        }
+    }
+    top
+}
+
+/// Marks in `out` the last column of every band run (given by its `union`, `link` and
+/// `starts` words) that holds no pixel of the `top` row.
+///
+/// With 8-connectivity band runs are separated by empty columns, and one multi-word
+/// addition finds them all: adding each run's start bit to the run's pixels that are not
+/// top-row pixels carries through the whole run, out into the empty column after it,
+/// exactly when the run has no top-row pixel; otherwise the carry stops at the first
+/// top-row pixel inside the run. With 4-connectivity runs may be adjacent (a carry would
+/// run on into the next one), so each top-row run clears the end of the band run that
+/// holds it.
+#[inline(always)]
+fn seedless_ends(
+    (union, link, starts): (&[u64], &[u64], &[u64]),
+    top: &[u64],
+    connectivity: Connectivity,
+    out: &mut Vec<u64>,
+) {
+    let words = union.len();
+    out.clear();
+    match connectivity {
+        Connectivity::Eight => {
+            let mut carry = false;
+            let mut prev_out = 0u64;
+            for k in 0..words {
+                let (sum, c1) = (union[k] & !top[k]).overflowing_add(starts[k]);
+                let (sum, c2) = sum.overflowing_add(u64::from(carry));
+                carry = c1 | c2;
+                // The carry lands one column after the run's end (never past the spare
+                // column after the last one); shift it back onto the end.
+                let landed = sum & !union[k];
+                if k > 0 {
+                    out[k - 1] = prev_out | landed << 63;
+                }
+                out.push(0);
+                prev_out = landed >> 1;
             }
-            (Connectivity::Four, Some(b)) => {
-                self.link.extend((0..words).map(|k| (top[k] & shr1(top, k)) | (b[k] & shr1(b, k))));
+            if words > 0 {
+                out[words - 1] = prev_out;
             }
         }
+        Connectivity::Four => {
+            out.extend((0..words).map(|k| union[k] & !link[k]));
+            for k in 0..words {
+                let mut top_starts = top[k] & !shl1(top, k);
+                while top_starts != 0 {
+                    let x = top_starts.trailing_zeros();
+                    top_starts &= top_starts - 1;
+                    // The first run end at or after x (a top-row run lies in one band run).
+                    let mut w = k;
+                    let mut ends = union[k] & !link[k] & (u64::MAX << x);
+                    while ends == 0 {
+                        w += 1;
+                        ends = union[w] & !link[w];
+                    }
+                    out[w] &= !(ends & ends.wrapping_neg());
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f(column, stored_index)` for the last column of every band run of a band in
+/// column order, with the run's index in storage order (see [`BandRow::order`]):
+/// `base` and up for runs with a top-row pixel, `base + with_top` and up for the others.
+#[inline(always)]
+fn for_each_run_end(union: &[u64], link: &[u64], seedless: &[u64], base: u32, mut f: impl FnMut(usize, u32)) {
+    let runs: u32 = (0..union.len()).map(|k| (union[k] & !link[k]).count_ones()).sum();
+    let without_top: u32 = seedless.iter().map(|w| w.count_ones()).sum();
+    let (mut t, mut b) = (base, base + runs - without_top);
+    for k in 0..union.len() {
+        let mut ends = union[k] & !link[k];
+        let lone = seedless[k];
+        while ends != 0 {
+            let x = ends.trailing_zeros();
+            ends &= ends - 1;
+            let no_top = (lone >> x) & 1 == 1;
+            f(64 * k + x as usize, if no_top { b } else { t });
+            t += u32::from(!no_top);
+            b += u32::from(no_top);
+        }
+    }
+}
+
+impl BandRow {
+    /// Recomputes the row for `band`, reusing the buffers; returns the band's top row.
+    #[inline(always)]
+    fn load<'a>(&mut self, bits: &'a BitImage, band: usize, base: u32, connectivity: Connectivity) -> &'a [u64] {
+        let words = bits.words_per_row;
+        self.base = base;
+        let top = band_words(bits, band, connectivity, &mut self.union, &mut self.link);
         self.starts.clear();
         self.starts.extend((0..words).map(|k| self.union[k] & !shl1(&self.link, k)));
         self.starts_before.clear();
@@ -65,40 +165,23 @@ impl BandRow {
             self.starts_before.push(before);
             before += self.starts[k].count_ones();
         }
+        top
     }
 
-    /// [`load`](Self::load), then the storage order of the runs (identity when `ordered`
-    /// is false, e.g. when only counting components).
+    /// [`load`](Self::load), then which runs hold no top-row pixel and the storage order
+    /// of the runs (identity when `ordered` is false, e.g. when only counting components).
     #[inline(always)]
     fn load_ordered(&mut self, bits: &BitImage, band: usize, base: u32, connectivity: Connectivity, ordered: bool) {
-        self.load(bits, band, base, connectivity);
+        let top = self.load(bits, band, base, connectivity);
         let runs = self.starts_before.last().copied().unwrap_or(0) + self.starts.last().map_or(0, |w| w.count_ones());
         self.order.clear();
         if !ordered {
             self.order.extend(base..base + runs);
             return;
         }
-        // Flag the runs that hold a top-row pixel: the run of every top-row run start.
-        self.order.resize(runs as usize, 0);
-        let mut with_top = 0u32;
-        let top = bits.row(2 * band);
-        for k in 0..top.len() {
-            let mut top_starts = top[k] & !shl1(top, k);
-            while top_starts != 0 {
-                let x = 64 * k + top_starts.trailing_zeros() as usize;
-                top_starts &= top_starts - 1;
-                let c = (self.run_at(x) - base) as usize;
-                with_top += 1 - self.order[c];
-                self.order[c] = 1;
-            }
-        }
-        let (mut t, mut b) = (base, base + with_top);
-        for o in &mut self.order {
-            let flagged = *o == 1;
-            *o = if flagged { t } else { b };
-            t += u32::from(flagged);
-            b += u32::from(!flagged);
-        }
+        seedless_ends((&self.union, &self.link, &self.starts), top, connectivity, &mut self.seedless);
+        let order = &mut self.order;
+        for_each_run_end(&self.union, &self.link, &self.seedless, base, |_, stored| order.push(stored));
     }
 
     fn new(bits: &BitImage, band: usize, base: u32, connectivity: Connectivity, ordered: bool) -> Self {
@@ -113,22 +196,37 @@ impl BandRow {
         self.order[(self.run_at(x) - self.base) as usize]
     }
 
-    fn runs(&self) -> usize {
-        self.starts.iter().map(|w| w.count_ones() as usize).sum()
-    }
-
-    /// Bit x set where column x is the last of a band run.
-    #[inline]
-    fn ends(&self, k: usize) -> u64 {
-        self.union[k] & !self.link[k]
-    }
-
     /// Index of the band run covering column `x` (which must be set in the union).
     #[inline]
     fn run_at(&self, x: usize) -> u32 {
         let (k, b) = (x / 64, x % 64);
         self.base + self.starts_before[k] + (self.starts[k] & (u64::MAX >> (63 - b))).count_ones() - 1
     }
+}
+
+/// Number of band runs of `band`, computed word by word without buffers.
+fn count_band_runs(bits: &BitImage, band: usize, connectivity: Connectivity) -> usize {
+    let top = bits.row(2 * band);
+    let bottom = if 2 * band + 1 < bits.rows { bits.row(2 * band + 1) } else { top };
+    let mut prev_link = 0u64;
+    let mut runs = 0;
+    for k in 0..top.len() {
+        let union = top[k] | bottom[k];
+        let link = match connectivity {
+            Connectivity::Eight => union & shr1_pair(union, top, bottom, k),
+            Connectivity::Four => (top[k] & shr1(top, k)) | (bottom[k] & shr1(bottom, k)),
+        };
+        runs += (union & !(link << 1 | prev_link >> 63)).count_ones() as usize;
+        prev_link = link;
+    }
+    runs
+}
+
+/// Word `k` of the union of two rows shifted as [`shr1`] shifts one row.
+#[inline(always)]
+fn shr1_pair(union: u64, top: &[u64], bottom: &[u64], k: usize) -> u64 {
+    let next = if k + 1 < top.len() { top[k + 1] | bottom[k + 1] } else { 0 };
+    (union >> 1) | next << 63
 }
 
 /// Bits `x - 1`, `x`, `x + 1` of `row` as bits 0, 1, 2 (column -1 reads as unset; `x + 1`
@@ -207,10 +305,14 @@ fn join_bands(
     }
 }
 
-/// Extracts the band runs of one strip of bands into its slices of `start`, `end` and
-/// `parent` and joins them band to band (the per-strip work of
-/// [`BandComponents::with_strips`]), with the fastest code this CPU runs unless
-/// `portable` asks for the baseline code (which tests compare with).
+/// One strip's share of the work: its range of bands, its slice of `parent` and of the
+/// per-band words marking runs without a top-row pixel.
+type StripJob<'a> = (std::ops::Range<usize>, &'a mut [u32], &'a mut [u64]);
+
+/// Joins the band runs of one strip of bands band to band (the per-strip work of
+/// [`BandComponents::with_strips`]) and stores which of them hold no top-row pixel, with
+/// the fastest code this CPU runs unless `portable` asks for the baseline code (which
+/// tests compare with).
 fn join_strip(
     job: StripJob<'_>,
     bits: &BitImage,
@@ -245,7 +347,7 @@ fn join_strip_bit_instructions(
 
 #[inline(always)]
 fn join_strip_portable(
-    (b, s, e, p): StripJob<'_>,
+    (b, p, seedless): StripJob<'_>,
     bits: &BitImage,
     band_start: &[usize],
     connectivity: Connectivity,
@@ -258,25 +360,12 @@ fn join_strip_portable(
     }
     let mut scratch = Vec::new();
     let (mut prev, mut cur) = (BandRow::default(), BandRow::default());
+    let words = bits.words_per_row;
     for band in b.clone() {
         cur.load_ordered(bits, band, band_start[band] as u32, connectivity, ordered);
-        let mut c = 0;
-        for k in 0..cur.union.len() {
-            let mut starts = cur.starts[k];
-            while starts != 0 {
-                s[(cur.order[c] - offset) as usize] = (64 * k) as u32 + starts.trailing_zeros();
-                c += 1;
-                starts &= starts - 1;
-            }
-        }
-        let mut c = 0;
-        for k in 0..cur.union.len() {
-            let mut ends = cur.ends(k);
-            while ends != 0 {
-                e[(cur.order[c] - offset) as usize] = (64 * k) as u32 + ends.trailing_zeros() + 1;
-                c += 1;
-                ends &= ends - 1;
-            }
+        if ordered {
+            let j = band - b.start;
+            seedless[j * words..(j + 1) * words].copy_from_slice(&cur.seedless);
         }
         if band > b.start {
             join_bands(p, offset, bits, band, (&prev, &cur), connectivity, &mut scratch);
@@ -291,10 +380,12 @@ fn join_strip_portable(
 /// Band runs of the foreground of a mask, joined into connected components.
 pub(crate) struct BandComponents {
     bits: BitImage,
+    connectivity: Connectivity,
     band_start: Vec<usize>,
-    start: Vec<u32>,
-    end: Vec<u32>,
     parent: Vec<u32>,
+    /// Per band, `words_per_row` words marking the ends of runs without a top-row pixel
+    /// (empty unless built `ordered`).
+    seedless: Vec<u64>,
 }
 
 impl BandComponents {
@@ -321,21 +412,25 @@ impl BandComponents {
         portable: bool,
     ) -> Self {
         let bands = bits.rows.div_ceil(2);
-        let per_band: Vec<usize> = (0..bands)
-            .into_par_iter()
-            .map_init(BandRow::default, |row, b| {
-                row.load(&bits, b, 0, connectivity);
-                row.runs()
-            })
-            .collect();
+        let words = bits.words_per_row;
+        let per_band: Vec<usize> =
+            (0..bands).into_par_iter().map(|b| count_band_runs(&bits, b, connectivity)).collect();
         let (band_start, bounds) = offsets_and_strips(&per_band, strips);
-        let total = band_start[bands];
-        let (mut start, mut end, mut parent) = (vec![0u32; total], vec![0u32; total], vec![0u32; total]);
-        let jobs = split_for_strips(&bounds, &band_start, &mut start, &mut end, &mut parent);
+        let mut parent = vec![0u32; band_start[bands]];
+        let mut seedless = if ordered { vec![0u64; bands * words] } else { Vec::new() };
+        let mut jobs: Vec<StripJob<'_>> = Vec::with_capacity(bounds.len());
+        let (mut p_rest, mut s_rest) = (&mut parent[..], &mut seedless[..]);
+        for r in &bounds {
+            let (p_now, p_next) = std::mem::take(&mut p_rest).split_at_mut(band_start[r.end] - band_start[r.start]);
+            let n = if ordered { r.len() * words } else { 0 };
+            let (s_now, s_next) = std::mem::take(&mut s_rest).split_at_mut(n);
+            (p_rest, s_rest) = (p_next, s_next);
+            jobs.push((r.clone(), p_now, s_now));
+        }
         let bits_ref = &bits;
         let band_start_ref = &band_start;
         jobs.into_par_iter().for_each(|job| join_strip(job, bits_ref, band_start_ref, connectivity, ordered, portable));
-        let mut comps = BandComponents { bits, band_start, start, end, parent };
+        let mut comps = BandComponents { bits, connectivity, band_start, parent, seedless };
         // Seams between strips.
         let mut scratch = Vec::new();
         for b in bounds.iter().skip(1).filter(|b| b.start > 0 && b.start < bands) {
@@ -352,7 +447,8 @@ impl BandComponents {
     }
 
     /// Row-major label image and the number of components. `mask`, when given, is the
-    /// foreground as row-major 0/1 bytes (faster to fill from than the bits).
+    /// foreground as row-major 0/1 bytes (faster to fill from than the bits). Must be
+    /// built `ordered`.
     pub(crate) fn label_image(mut self, mask: Option<&[u8]>) -> (Vec<u32>, usize) {
         // Roots are numbered in index order, which is raster order of first pixels thanks to
         // the storage order of band runs.
@@ -366,83 +462,104 @@ impl BandComponents {
         // would cost a tenth of the whole labelling on large masks.
         let n = rows * cols;
         let mut flat: Vec<u32> = Vec::with_capacity(n);
-        let (bits, band_start, start, end) = (&self.bits, &self.band_start, &self.start, &self.end);
+        let (bits, band_start, seedless, connectivity) =
+            (&self.bits, &self.band_start, &self.seedless, self.connectivity);
+        let words = bits.words_per_row;
         let bands_per_task = 16;
         flat.spare_capacity_mut()[..n].par_chunks_mut(2 * cols * bands_per_task).enumerate().for_each(|(task, out)| {
-            let mut marker: Vec<u32> = Vec::new();
+            let (mut marker, mut union, mut link) = (Vec::<u32>::new(), Vec::new(), Vec::new());
             for (j, out) in out.chunks_mut(2 * cols).enumerate() {
                 let band = task * bands_per_task + j;
+                band_words(bits, band, connectivity, &mut union, &mut link);
+                let lone = &seedless[band * words..(band + 1) * words];
+                let base = band_start[band] as u32;
                 let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
-                let runs = band_start[band]..band_start[band + 1];
+                let many = (band_start[band + 1] - band_start[band]) * 8 > cols;
                 match mask {
-                    // Multiply by the mask's 0/1 bytes: a loop the compiler vectorises.
-                    Some(m) => {
+                    // Many short runs (noise): scatter each run's label to its last column,
+                    // carry it leftwards over the run (the only sequential step), then mask
+                    // both rows, multiplying by the mask's 0/1 bytes (a loop the compiler
+                    // vectorises); every pixel of the band is written. Columns between
+                    // runs are empty in both rows, so what the carry leaves there is
+                    // masked away.
+                    Some(m) if many => {
                         let top = &m[2 * band * cols..(2 * band + 1) * cols];
                         let bottom =
                             if bottom_out.is_empty() { top } else { &m[(2 * band + 1) * cols..(2 * band + 2) * cols] };
-                        if runs.len() * 8 > cols {
-                            // Many short runs (noise): scatter each run's label to its first
-                            // column, carry it over the run (the only sequential step), then
-                            // mask both rows; every pixel of the band is written.
-                            marker.resize(cols, 0);
-                            for i in runs.clone() {
-                                marker[start[i] as usize] = labels[i];
-                            }
-                            let mut current = 0u32;
-                            for mk in marker.iter_mut() {
-                                current = if *mk != 0 { *mk } else { current };
-                                *mk = current;
-                            }
-                            for ((o, &t), &l) in top_out.iter_mut().zip(top).zip(marker.iter()) {
-                                o.write(l & u32::from(t).wrapping_neg());
-                            }
-                            for ((o, &b), &l) in bottom_out.iter_mut().zip(bottom).zip(marker.iter()) {
-                                o.write(l & u32::from(b).wrapping_neg());
-                            }
-                            marker.fill(0);
-                            continue;
+                        marker.resize(cols, 0);
+                        for_each_run_end(&union, &link, lone, base, |x, i| marker[x] = labels[i as usize]);
+                        let mut current = 0u32;
+                        for mk in marker.iter_mut().rev() {
+                            current = if *mk != 0 { *mk } else { current };
+                            *mk = current;
                         }
-                        // Few long runs: zero the band, then write each run.
-                        out.fill(std::mem::MaybeUninit::new(0));
-                        let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
-                        for i in runs {
-                            let (l, span) = (labels[i], start[i] as usize..end[i] as usize);
-                            for (o, &v) in top_out[span.clone()].iter_mut().zip(&top[span.clone()]) {
-                                o.write(l & u32::from(v).wrapping_neg());
-                            }
-                            if !bottom_out.is_empty() {
-                                for (o, &v) in bottom_out[span.clone()].iter_mut().zip(&bottom[span]) {
-                                    o.write(l & u32::from(v).wrapping_neg());
-                                }
-                            }
+                        for ((o, &t), &l) in top_out.iter_mut().zip(top).zip(marker.iter()) {
+                            o.write(l & u32::from(t).wrapping_neg());
                         }
+                        for ((o, &b), &l) in bottom_out.iter_mut().zip(bottom).zip(marker.iter()) {
+                            o.write(l & u32::from(b).wrapping_neg());
+                        }
+                        marker.fill(0);
                     }
-                    None => {
+                    // Few long runs: zero the band, then write each run.
+                    _ => {
                         out.fill(std::mem::MaybeUninit::new(0));
                         let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
-                        let top = bits.row(2 * band);
-                        let bottom = if bottom_out.is_empty() { top } else { bits.row(2 * band + 1) };
-                        for i in runs {
-                            let l = labels[i];
-                            for x in start[i] as usize..end[i] as usize {
-                                let (w, s) = (x / 64, x % 64);
-                                top_out[x].write(l & ((top[w] >> s) & 1).wrapping_neg() as u32);
-                                if !bottom_out.is_empty() {
-                                    bottom_out[x].write(l & ((bottom[w] >> s) & 1).wrapping_neg() as u32);
+                        let (top_bits, bottom_bits) = (bits.row(2 * band), bits.row((2 * band + 1).min(rows - 1)));
+                        // Runs start one column after the previous run's end, or at the
+                        // next set column of the band after it.
+                        let mut from = 0;
+                        for_each_run_end(&union, &link, lone, base, |last, i| {
+                            let first = first_set_at_or_after(&union, from);
+                            from = last + 1;
+                            let (l, span) = (labels[i as usize], first..last + 1);
+                            match mask {
+                                Some(m) => {
+                                    let top = &m[2 * band * cols..][span.clone()];
+                                    for (o, &v) in top_out[span.clone()].iter_mut().zip(top) {
+                                        o.write(l & u32::from(v).wrapping_neg());
+                                    }
+                                    if !bottom_out.is_empty() {
+                                        let bottom = &m[(2 * band + 1) * cols..][span.clone()];
+                                        for (o, &v) in bottom_out[span].iter_mut().zip(bottom) {
+                                            o.write(l & u32::from(v).wrapping_neg());
+                                        }
+                                    }
+                                }
+                                None => {
+                                    for x in span {
+                                        let (w, s) = (x / 64, x % 64);
+                                        top_out[x].write(l & ((top_bits[w] >> s) & 1).wrapping_neg() as u32);
+                                        if !bottom_out.is_empty() {
+                                            bottom_out[x].write(l & ((bottom_bits[w] >> s) & 1).wrapping_neg() as u32);
+                                        }
+                                    }
                                 }
                             }
-                        }
+                        });
                     }
                 }
             }
         });
         // SAFETY: the chunks above cover `0..n` (every band's one or two rows), and every
         // branch writes each element of its band: the sweep writes all `cols` pixels of both
-        // rows, the other two branches zero the band before writing runs.
+        // rows, the other branch zeroes the band before writing runs.
         #[allow(unsafe_code)]
         unsafe {
             flat.set_len(n);
         }
         (flat, next)
     }
+}
+
+/// First set column of `row` at or after `x` (which must exist).
+#[inline]
+fn first_set_at_or_after(row: &[u64], x: usize) -> usize {
+    let mut k = x / 64;
+    let mut w = row[k] & (u64::MAX << (x % 64));
+    while w == 0 {
+        k += 1;
+        w = row[k];
+    }
+    64 * k + w.trailing_zeros() as usize
 }
