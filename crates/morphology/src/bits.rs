@@ -21,38 +21,59 @@ fn pack8(bytes: [u8; 8]) -> u64 {
     u64::from_le_bytes(bytes).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
+/// Packs one row of a mask into `out` (zeroed, long enough for its columns).
+fn pack_row(row: ndarray::ArrayView1<'_, bool>, out: &mut [u64]) {
+    match row.as_slice() {
+        Some(slice) => {
+            let bytes: &[u8] = bytemuck::cast_slice(slice);
+            for (w, chunk64) in out.iter_mut().zip(bytes.chunks(64)) {
+                let mut word = 0u64;
+                let mut eights = chunk64.chunks_exact(8);
+                for (k, c8) in eights.by_ref().enumerate() {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(c8);
+                    word |= pack8(b) << (8 * k);
+                }
+                let done = chunk64.len() / 8 * 8;
+                for (k, &v) in eights.remainder().iter().enumerate() {
+                    word |= u64::from(v) << (done + k);
+                }
+                *w = word;
+            }
+        }
+        None => {
+            for (c, &v) in row.iter().enumerate() {
+                out[c / 64] |= u64::from(v) << (c % 64);
+            }
+        }
+    }
+}
+
 impl BitImage {
     pub(crate) fn from_mask<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>) -> Self {
         let (rows, cols) = mask.dim();
         let words_per_row = (cols + 1).div_ceil(64);
         let mut words = vec![0u64; rows * words_per_row];
-        for (r, row) in mask.outer_iter().enumerate() {
-            let out = &mut words[r * words_per_row..(r + 1) * words_per_row];
-            match row.as_slice() {
-                Some(slice) => {
-                    let bytes: &[u8] = bytemuck::cast_slice(slice);
-                    for (w, chunk64) in out.iter_mut().zip(bytes.chunks(64)) {
-                        let mut word = 0u64;
-                        let mut eights = chunk64.chunks_exact(8);
-                        for (k, c8) in eights.by_ref().enumerate() {
-                            let mut b = [0u8; 8];
-                            b.copy_from_slice(c8);
-                            word |= pack8(b) << (8 * k);
-                        }
-                        let done = chunk64.len() / 8 * 8;
-                        for (k, &v) in eights.remainder().iter().enumerate() {
-                            word |= u64::from(v) << (done + k);
-                        }
-                        *w = word;
-                    }
-                }
-                None => {
-                    for (c, &v) in row.iter().enumerate() {
-                        out[c / 64] |= u64::from(v) << (c % 64);
-                    }
-                }
-            }
+        for (row, out) in mask.outer_iter().zip(words.chunks_mut(words_per_row)) {
+            pack_row(row, out);
         }
+        BitImage { rows, cols, words_per_row, words }
+    }
+
+    /// [`from_mask`](Self::from_mask), packing blocks of rows in parallel (for the
+    /// labelling, whose other steps are parallel too).
+    pub(crate) fn from_mask_parallel(mask: ndarray::ArrayView2<'_, bool>) -> Self {
+        use rayon::prelude::*;
+        let (rows, cols) = mask.dim();
+        let words_per_row = (cols + 1).div_ceil(64);
+        let mut words = vec![0u64; rows * words_per_row];
+        let block = 64;
+        words.par_chunks_mut(block * words_per_row).enumerate().for_each(|(b, out)| {
+            let first = b * block;
+            for (r, out) in out.chunks_mut(words_per_row).enumerate() {
+                pack_row(mask.row(first + r), out);
+            }
+        });
         BitImage { rows, cols, words_per_row, words }
     }
 
@@ -115,5 +136,16 @@ mod tests {
             assert_eq!((b.row(r)[c / 64] >> (c % 64)) & 1 == 1, v);
         }
         assert_eq!(b.count_ones(), mask.iter().filter(|&&v| v).count() as u64);
+    }
+
+    #[test]
+    fn parallel_packing_equals_sequential_packing() {
+        let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(2);
+        let mask = Array2::from_shape_fn((150, 131), |_| rng.bernoulli(0.4));
+        for view in [mask.view(), mask.t(), mask.slice(ndarray::s![..;2, 1..])] {
+            let (a, b) = (BitImage::from_mask(&view), BitImage::from_mask_parallel(view));
+            assert_eq!((a.rows, a.cols, a.words_per_row), (b.rows, b.cols, b.words_per_row));
+            assert_eq!(a.words, b.words);
+        }
     }
 }

@@ -359,7 +359,7 @@ fn label_impl<S: Data<Elem = bool>>(
 ) -> Result<Labels> {
     let (flat, count) = if !periodic {
         check_size(mask.dim())?;
-        BandComponents::new(BitImage::from_mask(mask), connectivity, true)
+        BandComponents::new(BitImage::from_mask_parallel(mask.view()), connectivity, true)
             .label_image(mask.as_slice().map(bytemuck::cast_slice::<bool, u8>))
     } else {
         RunComponents::new(mask, true, connectivity, periodic)?.label_image()
@@ -374,7 +374,7 @@ fn label_impl<S: Data<Elem = bool>>(
 /// As [`label()`].
 pub fn count_components<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>, connectivity: Connectivity) -> Result<usize> {
     check_size(mask.dim())?;
-    Ok(BandComponents::new(BitImage::from_mask(mask), connectivity, false).count())
+    Ok(BandComponents::new(BitImage::from_mask_parallel(mask.view()), connectivity, false).count())
 }
 
 #[cfg(test)]
