@@ -150,6 +150,42 @@ fn for_each_run_end(union: &[u64], link: &[u64], seedless: &[u64], base: u32, mu
     }
 }
 
+/// Calls `f(first, last, stored_index)` for every band run of a band from the last to
+/// the first (columns of its first and last pixel, index as in [`for_each_run_end`]).
+#[inline(always)]
+fn for_each_run_backwards(
+    union: &[u64],
+    link: &[u64],
+    seedless: &[u64],
+    base: u32,
+    mut f: impl FnMut(usize, usize, u32),
+) {
+    let runs: u32 = (0..union.len()).map(|k| (union[k] & !link[k]).count_ones()).sum();
+    let without_top: u32 = seedless.iter().map(|w| w.count_ones()).sum();
+    // One past the last stored index of each group.
+    let (mut t, mut b) = (base + runs - without_top, base + runs);
+    let (mut start_word, mut starts) = (union.len(), 0u64);
+    for k in (0..union.len()).rev() {
+        let mut ends = union[k] & !link[k];
+        let lone = seedless[k];
+        while ends != 0 {
+            let x = 63 - ends.leading_zeros();
+            ends ^= 1 << x;
+            // The run's start is the highest start not after its end.
+            while starts == 0 {
+                start_word -= 1;
+                starts = union[start_word] & !shl1(link, start_word);
+            }
+            let sx = 63 - starts.leading_zeros();
+            starts ^= 1 << sx;
+            let no_top = (lone >> x) & 1 == 1;
+            t -= u32::from(!no_top);
+            b -= u32::from(no_top);
+            f(64 * start_word + sx as usize, 64 * k + x as usize, if no_top { b } else { t });
+        }
+    }
+}
+
 impl BandRow {
     /// Recomputes the row for `band`, reusing the buffers; returns the band's top row.
     #[inline(always)]
@@ -476,42 +512,40 @@ impl BandComponents {
                 let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
                 let many = (band_start[band + 1] - band_start[band]) * 8 > cols;
                 match mask {
-                    // Many short runs (noise): scatter each run's label to its last column,
-                    // carry it leftwards over the run (the only sequential step), then mask
-                    // both rows, multiplying by the mask's 0/1 bytes (a loop the compiler
-                    // vectorises); every pixel of the band is written. Columns between
-                    // runs are empty in both rows, so what the carry leaves there is
-                    // masked away.
+                    // Many short runs (noise): a row of labels covering every run, then both
+                    // rows masked by multiplying with the mask's 0/1 bytes (a loop the
+                    // compiler vectorises); every pixel of the band is written. Columns
+                    // between runs are empty in both rows, so what the label row holds
+                    // there is masked away.
                     Some(m) if many => {
                         let top = &m[2 * band * cols..(2 * band + 1) * cols];
                         let bottom =
                             if bottom_out.is_empty() { top } else { &m[(2 * band + 1) * cols..(2 * band + 2) * cols] };
-                        marker.resize(cols, 0);
-                        for_each_run_end(&union, &link, lone, base, |x, i| marker[x] = labels[i as usize]);
-                        let mut current = 0u32;
-                        for mk in marker.iter_mut().rev() {
-                            current = if *mk != 0 { *mk } else { current };
-                            *mk = current;
-                        }
-                        for ((o, &t), &l) in top_out.iter_mut().zip(top).zip(marker.iter()) {
+                        // marker[8 + x] is column x's label; eight labels are stored at once
+                        // ending at each run's last column, from the last run to the first,
+                        // so that every run's columns keep its own label.
+                        marker.resize(cols + 8, 0);
+                        for_each_run_backwards(&union, &link, lone, base, |first, last, i| {
+                            let l = labels[i as usize];
+                            marker[last + 1..last + 9].copy_from_slice(&[l; 8]);
+                            if last - first >= 8 {
+                                marker[8 + first..last + 1].fill(l);
+                            }
+                        });
+                        let marker = &marker[8..];
+                        for ((o, &t), &l) in top_out.iter_mut().zip(top).zip(marker) {
                             o.write(l & u32::from(t).wrapping_neg());
                         }
-                        for ((o, &b), &l) in bottom_out.iter_mut().zip(bottom).zip(marker.iter()) {
+                        for ((o, &b), &l) in bottom_out.iter_mut().zip(bottom).zip(marker) {
                             o.write(l & u32::from(b).wrapping_neg());
                         }
-                        marker.fill(0);
                     }
                     // Few long runs: zero the band, then write each run.
                     _ => {
                         out.fill(std::mem::MaybeUninit::new(0));
                         let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
                         let (top_bits, bottom_bits) = (bits.row(2 * band), bits.row((2 * band + 1).min(rows - 1)));
-                        // Runs start one column after the previous run's end, or at the
-                        // next set column of the band after it.
-                        let mut from = 0;
-                        for_each_run_end(&union, &link, lone, base, |last, i| {
-                            let first = first_set_at_or_after(&union, from);
-                            from = last + 1;
+                        for_each_run_backwards(&union, &link, lone, base, |first, last, i| {
                             let (l, span) = (labels[i as usize], first..last + 1);
                             match mask {
                                 Some(m) => {
@@ -550,16 +584,4 @@ impl BandComponents {
         }
         (flat, next)
     }
-}
-
-/// First set column of `row` at or after `x` (which must exist).
-#[inline]
-fn first_set_at_or_after(row: &[u64], x: usize) -> usize {
-    let mut k = x / 64;
-    let mut w = row[k] & (u64::MAX << (x % 64));
-    while w == 0 {
-        k += 1;
-        w = row[k];
-    }
-    64 * k + w.trailing_zeros() as usize
 }
