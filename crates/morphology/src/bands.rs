@@ -265,20 +265,17 @@ fn shr1_pair(union: u64, top: &[u64], bottom: &[u64], k: usize) -> u64 {
     (union >> 1) | next << 63
 }
 
-/// Bits `x - 1`, `x`, `x + 1` of `row` as bits 0, 1, 2 (column -1 reads as unset; `x + 1`
-/// is at most the spare column after the last).
-#[inline]
-fn three_bits(row: &[u64], x: usize) -> u64 {
-    if x == 0 {
-        return (row[0] & 3) << 1;
-    }
-    let (k, b) = ((x - 1) / 64, (x - 1) % 64);
-    let pair = u128::from(row[k]) | u128::from(row.get(k + 1).copied().unwrap_or(0)) << 64;
-    (pair >> b) as u64 & 7
-}
-
 /// Joins band `b` (`cur`) with band `b − 1` (`prev`); `offset` is subtracted from band-run
 /// indices to index `parent`.
+///
+/// A pixel of the upper band's bottom row `B` touches one of the lower band's top row `T`
+/// straight below it (both connectivities) or, with 8-connectivity, diagonally. Pixels
+/// next to each other in `B` lie in one band run above, and so do those in `T` below, so
+/// one union per run of vertical contacts (`B & T`) joins all of them. A diagonal contact
+/// needs its own union only where neither of its pixels has a vertical contact (the
+/// contact is then already joined through its neighbours): `B` at `x`, `T` at `x + 1`,
+/// neither `T` at `x` nor `B` at `x + 1` (and mirrored). Those are single columns, one
+/// union each, found with word-wide bit operations like the runs.
 #[inline(always)]
 fn join_bands(
     parent: &mut [u32],
@@ -287,56 +284,35 @@ fn join_bands(
     band: usize,
     (prev, cur): (&BandRow, &BandRow),
     connectivity: Connectivity,
-    scratch: &mut Vec<u64>,
 ) {
     let bottom = bits.row(2 * band - 1);
     let top = bits.row(2 * band);
-    let words = top.len();
-    scratch.clear();
-    match connectivity {
-        Connectivity::Eight => {
-            scratch.extend((0..words).map(|k| (bottom[k] | shl1(bottom, k) | shr1(bottom, k)) & top[k]))
-        }
-        Connectivity::Four => scratch.extend((0..words).map(|k| bottom[k] & top[k])),
-    }
-    let contact = &scratch[..];
-    if connectivity == Connectivity::Four {
-        // Consecutive contact columns are linked in both bands: one pair per contact run,
-        // taken at its first column.
-        for k in 0..words {
-            let mut starts = contact[k] & !shl1(contact, k);
-            while starts != 0 {
-                let y0 = 64 * k + starts.trailing_zeros() as usize;
-                starts &= starts - 1;
-                union(parent, cur.index_at(y0) - offset, prev.index_at(y0) - offset);
-            }
-        }
-        return;
-    }
-    let mut ends_word = 0;
-    let mut ends = contact[0] & !shr1(contact, 0);
-    for k in 0..words {
-        let mut starts = contact[k] & !shl1(contact, k);
+    let mut previous_vertical = 0u64;
+    for k in 0..top.len() {
+        let vertical = bottom[k] & top[k];
+        let mut starts = vertical & !(vertical << 1 | previous_vertical >> 63);
+        previous_vertical = vertical;
         while starts != 0 {
-            let y0 = 64 * k + starts.trailing_zeros() as usize;
+            let x = 64 * k + starts.trailing_zeros() as usize;
             starts &= starts - 1;
-            while ends == 0 {
-                ends_word += 1;
-                ends = contact[ends_word] & !shr1(contact, ends_word);
-            }
-            let y1 = 64 * ends_word + ends.trailing_zeros() as usize;
-            ends &= ends - 1;
-            let q = cur.index_at(y0) - offset;
-            // The contacting pixels above lie within one column of the contact run's ends:
-            // the lowest set bit of the bottom row in columns y0 - 1 ..= y0 + 1, and the
-            // highest in y1 - 1 ..= y1 + 1 (both windows are non-empty by construction).
-            let first = y0 + (three_bits(bottom, y0).trailing_zeros() as usize) - 1;
-            let last = y1 + 62 - three_bits(bottom, y1).leading_zeros() as usize;
-            let (p_first, p_last) = (prev.run_at(first) - prev.base, prev.run_at(last) - prev.base);
-            union(parent, q, prev.order[p_first as usize] - offset);
-            for p in p_first + 1..=p_last {
-                union(parent, q, prev.order[p as usize] - offset);
-            }
+            union(parent, cur.index_at(x) - offset, prev.index_at(x) - offset);
+        }
+        if connectivity == Connectivity::Four {
+            continue;
+        }
+        // Bit x of `right_b`, `right_t`: the pixel at x + 1.
+        let (right_b, right_t) = (shr1(bottom, k), shr1(top, k));
+        let mut down_right = bottom[k] & !right_b & right_t & !top[k];
+        while down_right != 0 {
+            let x = 64 * k + down_right.trailing_zeros() as usize;
+            down_right &= down_right - 1;
+            union(parent, cur.index_at(x + 1) - offset, prev.index_at(x) - offset);
+        }
+        let mut down_left = right_b & !bottom[k] & top[k] & !right_t;
+        while down_left != 0 {
+            let x = 64 * k + down_left.trailing_zeros() as usize;
+            down_left &= down_left - 1;
+            union(parent, cur.index_at(x) - offset, prev.index_at(x + 1) - offset);
         }
     }
 }
@@ -394,7 +370,6 @@ fn join_strip_portable(
     for (i, v) in p.iter_mut().enumerate() {
         *v = i as u32;
     }
-    let mut scratch = Vec::new();
     let (mut prev, mut cur) = (BandRow::default(), BandRow::default());
     let words = bits.words_per_row;
     for band in b.clone() {
@@ -404,7 +379,7 @@ fn join_strip_portable(
             seedless[j * words..(j + 1) * words].copy_from_slice(&cur.seedless);
         }
         if band > b.start {
-            join_bands(p, offset, bits, band, (&prev, &cur), connectivity, &mut scratch);
+            join_bands(p, offset, bits, band, (&prev, &cur), connectivity);
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -468,12 +443,11 @@ impl BandComponents {
         jobs.into_par_iter().for_each(|job| join_strip(job, bits_ref, band_start_ref, connectivity, ordered, portable));
         let mut comps = BandComponents { bits, connectivity, band_start, parent, seedless };
         // Seams between strips.
-        let mut scratch = Vec::new();
         for b in bounds.iter().skip(1).filter(|b| b.start > 0 && b.start < bands) {
             let prev =
                 BandRow::new(&comps.bits, b.start - 1, comps.band_start[b.start - 1] as u32, connectivity, ordered);
             let cur = BandRow::new(&comps.bits, b.start, comps.band_start[b.start] as u32, connectivity, ordered);
-            join_bands(&mut comps.parent, 0, &comps.bits, b.start, (&prev, &cur), connectivity, &mut scratch);
+            join_bands(&mut comps.parent, 0, &comps.bits, b.start, (&prev, &cur), connectivity);
         }
         comps
     }
