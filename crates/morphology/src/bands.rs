@@ -67,63 +67,33 @@ fn band_words<'a>(
     top
 }
 
-/// Marks in `out` the last column of every band run (given by its `union`, `link` and
-/// `starts` words) that holds no pixel of the `top` row.
+/// Marks in `out` the last column of every band run that holds no pixel of the band's
+/// `top` row.
 ///
-/// With 8-connectivity band runs are separated by empty columns, and one multi-word
-/// addition finds them all: adding each run's start bit to the run's pixels that are not
-/// top-row pixels carries through the whole run, out into the empty column after it,
-/// exactly when the run has no top-row pixel; otherwise the carry stops at the first
-/// top-row pixel inside the run. With 4-connectivity runs may be adjacent (a carry would
-/// run on into the next one), so each top-row run clears the end of the band run that
-/// holds it.
+/// Such a run is a run of the band's `bottom` row alone. With 8-connectivity it is a run
+/// of the union (with no top-row pixel in it: a top-row pixel diagonally next to it would
+/// belong to it); with 4-connectivity it is a run of the bottom row with no top-row pixel
+/// above any of its columns. Either way the candidate runs (`runs`, starting at `starts`)
+/// are separated by empty columns, and one multi-word addition finds them all: adding
+/// each run's start bit to the run's pixels that are not top-row pixels carries through
+/// the whole run, out into the empty column after it, exactly when the run has no top-row
+/// pixel; otherwise the carry stops at the first top-row pixel inside the run.
 #[inline(always)]
-fn seedless_ends(
-    (union, link, starts): (&[u64], &[u64], &[u64]),
-    top: &[u64],
-    connectivity: Connectivity,
-    out: &mut Vec<u64>,
-) {
-    let words = union.len();
+fn seedless_ends(runs: &[u64], starts: impl Fn(usize) -> u64, top: &[u64], out: &mut Vec<u64>) {
+    let words = runs.len();
     out.clear();
-    match connectivity {
-        Connectivity::Eight => {
-            let mut carry = false;
-            let mut prev_out = 0u64;
-            for k in 0..words {
-                let (sum, c1) = (union[k] & !top[k]).overflowing_add(starts[k]);
-                let (sum, c2) = sum.overflowing_add(u64::from(carry));
-                carry = c1 | c2;
-                // The carry lands one column after the run's end (never past the spare
-                // column after the last one); shift it back onto the end.
-                let landed = sum & !union[k];
-                if k > 0 {
-                    out[k - 1] = prev_out | landed << 63;
-                }
-                out.push(0);
-                prev_out = landed >> 1;
-            }
-            if words > 0 {
-                out[words - 1] = prev_out;
-            }
-        }
-        Connectivity::Four => {
-            out.extend((0..words).map(|k| union[k] & !link[k]));
-            for k in 0..words {
-                let mut top_starts = top[k] & !shl1(top, k);
-                while top_starts != 0 {
-                    let x = top_starts.trailing_zeros();
-                    top_starts &= top_starts - 1;
-                    // The first run end at or after x (a top-row run lies in one band run).
-                    let mut w = k;
-                    let mut ends = union[k] & !link[k] & (u64::MAX << x);
-                    while ends == 0 {
-                        w += 1;
-                        ends = union[w] & !link[w];
-                    }
-                    out[w] &= !(ends & ends.wrapping_neg());
-                }
-            }
+    out.resize(words, 0);
+    let mut carry = false;
+    for k in 0..words {
+        let (sum, c1) = (runs[k] & !top[k]).overflowing_add(starts(k));
+        let (sum, c2) = sum.overflowing_add(u64::from(carry));
+        carry = c1 | c2;
+        // The carry lands one column after the run's end (never past the spare column
+        // after the last one); shift it back onto the end.
+        let landed = sum & !runs[k];
+        out[k] |= landed >> 1;
+        if k > 0 {
+            out[k - 1] |= landed << 63;
         }
     }
 }
@@ -215,7 +185,18 @@ impl BandRow {
             self.order.extend(base..base + runs);
             return;
         }
-        seedless_ends((&self.union, &self.link, &self.starts), top, connectivity, &mut self.seedless);
+        match connectivity {
+            Connectivity::Eight => seedless_ends(&self.union, |k| self.starts[k], top, &mut self.seedless),
+            // A band of one row (the last of an odd number) has only top-row pixels.
+            Connectivity::Four if 2 * band + 1 == bits.rows => {
+                self.seedless.clear();
+                self.seedless.resize(top.len(), 0);
+            }
+            Connectivity::Four => {
+                let bottom = bits.row(2 * band + 1);
+                seedless_ends(bottom, |k| bottom[k] & !shl1(bottom, k), top, &mut self.seedless);
+            }
+        }
         let order = &mut self.order;
         for_each_run_end(&self.union, &self.link, &self.seedless, base, |_, stored| order.push(stored));
     }
