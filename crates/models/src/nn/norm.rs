@@ -22,6 +22,29 @@ pub(crate) enum Act {
     Elu(f32),
 }
 
+/// Runs `$body` with `$f` bound to the activation (`apply`) and `$d` to its derivative
+/// at an output, as closures of one variant each: every variant gets its own copy of the
+/// loop, which the compiler vectorises (a `match` inside the loop keeps it scalar, and the
+/// ELU's exponential is most of the op's work).
+macro_rules! with_activation {
+    ($act:expr, |$f:ident, $d:ident| $body:expr) => {
+        match $act {
+            Act::Identity => {
+                let ($f, $d) = (|z: f32| Act::Identity.apply(z), |y: f32| Act::Identity.derivative(y));
+                $body
+            }
+            Act::Relu => {
+                let ($f, $d) = (|z: f32| Act::Relu.apply(z), |y: f32| Act::Relu.derivative(y));
+                $body
+            }
+            Act::Elu(alpha) => {
+                let ($f, $d) = (move |z: f32| Act::Elu(alpha).apply(z), move |y: f32| Act::Elu(alpha).derivative(y));
+                $body
+            }
+        }
+    };
+}
+
 impl Act {
     #[inline]
     fn apply(self, z: f32) -> f32 {
@@ -171,9 +194,11 @@ impl CustomOp3 for BatchNorm {
             let ch = p % c;
             let scale = gamma[ch] * stats.inv_std[ch];
             let shift = beta[ch] - stats.mean[ch] * scale;
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = act.apply(x * scale + shift);
-            }
+            with_activation!(act, |f, _d| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = f(x * scale + shift);
+                }
+            });
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
@@ -247,13 +272,15 @@ impl CustomOp3 for BatchNormGrad {
             .map(|(p, (x, (y, dy)))| {
                 let (m, inv) = (st.mean[p % c], st.inv_std[p % c]);
                 let (mut sg, mut sgz) = ([0f32; 8], [0f32; 8]);
-                for ((x, y), dy) in x.chunks(8).zip(y.chunks(8)).zip(dy.chunks(8)) {
-                    for (j, ((&x, &y), &dy)) in x.iter().zip(y).zip(dy).enumerate() {
-                        let g = dy * act.derivative(y);
-                        sg[j] += g;
-                        sgz[j] += g * (x - m) * inv;
+                with_activation!(act, |_f, d| {
+                    for ((x, y), dy) in x.chunks(8).zip(y.chunks(8)).zip(dy.chunks(8)) {
+                        for (j, ((&x, &y), &dy)) in x.iter().zip(y).zip(dy).enumerate() {
+                            let g = dy * d(y);
+                            sg[j] += g;
+                            sgz[j] += g * (x - m) * inv;
+                        }
                     }
-                }
+                });
                 let total = |l: [f32; 8]| l.iter().map(|&v| f64::from(v)).sum::<f64>();
                 (total(sg), total(sgz))
             })
@@ -275,10 +302,12 @@ impl CustomOp3 for BatchNormGrad {
                 let (m, inv) = (st.mean[ch], st.inv_std[ch]);
                 let k = gamma[ch] * inv;
                 let (mean_g, mean_gz) = if batch { (dbeta[ch] / count, dgamma[ch] / count) } else { (0.0, 0.0) };
-                for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
-                    let g = dy * act.derivative(y);
-                    *dx = k * (g - mean_g - (x - m) * inv * mean_gz);
-                }
+                with_activation!(act, |_f, d| {
+                    for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                        let g = dy * d(y);
+                        *dx = k * (g - mean_g - (x - m) * inv * mean_gz);
+                    }
+                });
             });
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }
