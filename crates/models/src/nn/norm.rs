@@ -113,12 +113,20 @@ fn geometry(shape: &Shape, gamma: &[f32], beta: &[f32]) -> candle_core::Result<(
 /// Shifted sums `(Σ (x − s), Σ (x − s)²)` of one plane in 8 f32 lanes, added in f64.
 fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
     let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
-    for chunk in x.chunks(8) {
-        for (j, &v) in chunk.iter().enumerate() {
-            let d = v - shift;
+    // Exact chunks, so that the loop vectorises; the remainder goes to lane 0.
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for j in 0..8 {
+            let d = chunk[j] - shift;
             s1[j] += d;
             s2[j] += d * d;
         }
+    }
+    for &v in rest {
+        let d = v - shift;
+        s1[0] += d;
+        s2[0] += d * d;
     }
     (s1.iter().map(|&v| f64::from(v)).sum(), s2.iter().map(|&v| f64::from(v)).sum())
 }
@@ -272,13 +280,22 @@ impl CustomOp3 for BatchNormGrad {
             .map(|(p, (x, (y, dy)))| {
                 let (m, inv) = (st.mean[p % c], st.inv_std[p % c]);
                 let (mut sg, mut sgz) = ([0f32; 8], [0f32; 8]);
+                // Exact chunks of 8 lanes, so that the loop vectorises; the remainder goes
+                // to lane 0.
                 with_activation!(act, |_f, d| {
-                    for ((x, y), dy) in x.chunks(8).zip(y.chunks(8)).zip(dy.chunks(8)) {
-                        for (j, ((&x, &y), &dy)) in x.iter().zip(y).zip(dy).enumerate() {
-                            let g = dy * d(y);
+                    let (x8, y8, dy8) = (x.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
+                    let rest = x8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
+                    for ((x, y), dy) in x8.zip(y8).zip(dy8) {
+                        for j in 0..8 {
+                            let g = dy[j] * d(y[j]);
                             sg[j] += g;
-                            sgz[j] += g * (x - m) * inv;
+                            sgz[j] += g * (x[j] - m) * inv;
                         }
+                    }
+                    for ((&x, &y), &dy) in rest {
+                        let g = dy * d(y);
+                        sg[0] += g;
+                        sgz[0] += g * (x - m) * inv;
                     }
                 });
                 let total = |l: [f32; 8]| l.iter().map(|&v| f64::from(v)).sum::<f64>();

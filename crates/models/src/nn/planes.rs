@@ -248,14 +248,23 @@ impl CustomOp3 for PreluGrad {
                 .enumerate()
                 .map(|(p, (dx, (x, dy)))| {
                     let slope = a[p % c];
-                    // Independent partial sums, so that the loop vectorises.
+                    // Independent partial sums over exact chunks of 8, so that the loop
+                    // vectorises; the remainder goes to lane 0.
                     let mut lanes = [0f32; 8];
-                    for ((dx, x), dy) in dx.chunks_mut(8).zip(x.chunks(8)).zip(dy.chunks(8)) {
-                        for (j, ((dx, &x), &dy)) in dx.iter_mut().zip(x).zip(dy).enumerate() {
-                            let below = x <= 0.0;
-                            *dx = if below { slope * dy } else { dy };
-                            lanes[j] += if below { dy * x } else { 0.0 };
+                    let step = |dx: &mut f32, x: f32, dy: f32, lane: &mut f32| {
+                        let below = x <= 0.0;
+                        *dx = if below { slope * dy } else { dy };
+                        *lane += if below { dy * x } else { 0.0 };
+                    };
+                    let (mut dx8, x8, dy8) = (dx.chunks_exact_mut(8), x.chunks_exact(8), dy.chunks_exact(8));
+                    let (x_rest, dy_rest) = (x8.remainder(), dy8.remainder());
+                    for ((dx, x), dy) in (&mut dx8).zip(x8).zip(dy8) {
+                        for j in 0..8 {
+                            step(&mut dx[j], x[j], dy[j], &mut lanes[j]);
                         }
+                    }
+                    for ((dx, &x), &dy) in dx8.into_remainder().iter_mut().zip(x_rest).zip(dy_rest) {
+                        step(dx, x, dy, &mut lanes[0]);
                     }
                     lanes.iter().map(|&l| f64::from(l)).sum::<f64>()
                 })
