@@ -98,14 +98,24 @@ fn seedless_ends(runs: &[u64], starts: impl Fn(usize) -> u64, top: &[u64], out: 
     }
 }
 
-/// Calls `f(column, stored_index)` for the last column of every band run of a band in
-/// column order, with the run's index in storage order (see [`BandRow::order`]):
-/// `base` and up for runs with a top-row pixel, `base + with_top` and up for the others.
+/// The stored index of a band's first run without a top-row pixel: runs with one come
+/// first (see [`BandRow::order`]), from `base`; the `runs` of the band end there.
 #[inline(always)]
-fn for_each_run_end(union: &[u64], link: &[u64], seedless: &[u64], base: u32, mut f: impl FnMut(usize, u32)) {
-    let runs: u32 = (0..union.len()).map(|k| (union[k] & !link[k]).count_ones()).sum();
-    let without_top: u32 = seedless.iter().map(|w| w.count_ones()).sum();
-    let (mut t, mut b) = (base, base + runs - without_top);
+fn first_without_top(base: u32, runs: u32, seedless: &[u64]) -> u32 {
+    base + runs - seedless.iter().map(|w| w.count_ones()).sum::<u32>()
+}
+
+/// Calls `f(stored_index)` for every band run of a band (`runs` of them) in column order,
+/// with the run's index in storage order (see [`BandRow::order`]).
+#[inline(always)]
+fn for_each_stored_index(
+    union: &[u64],
+    link: &[u64],
+    seedless: &[u64],
+    (base, runs): (u32, u32),
+    mut f: impl FnMut(u32),
+) {
+    let (mut t, mut b) = (base, first_without_top(base, runs, seedless));
     for k in 0..union.len() {
         let mut ends = union[k] & !link[k];
         let lone = seedless[k];
@@ -113,27 +123,26 @@ fn for_each_run_end(union: &[u64], link: &[u64], seedless: &[u64], base: u32, mu
             let x = ends.trailing_zeros();
             ends &= ends - 1;
             let no_top = (lone >> x) & 1 == 1;
-            f(64 * k + x as usize, if no_top { b } else { t });
+            f(if no_top { b } else { t });
             t += u32::from(!no_top);
             b += u32::from(no_top);
         }
     }
 }
 
-/// Calls `f(first, last, stored_index)` for every band run of a band from the last to
-/// the first (columns of its first and last pixel, index as in [`for_each_run_end`]).
+/// Calls `f(first, last, stored_index)` for every band run of a band (`runs` of them) from
+/// the last to the first (columns of its first and last pixel, index as in
+/// [`for_each_stored_index`]).
 #[inline(always)]
 fn for_each_run_backwards(
     union: &[u64],
     link: &[u64],
     seedless: &[u64],
-    base: u32,
+    (base, runs): (u32, u32),
     mut f: impl FnMut(usize, usize, u32),
 ) {
-    let runs: u32 = (0..union.len()).map(|k| (union[k] & !link[k]).count_ones()).sum();
-    let without_top: u32 = seedless.iter().map(|w| w.count_ones()).sum();
     // One past the last stored index of each group.
-    let (mut t, mut b) = (base + runs - without_top, base + runs);
+    let (mut t, mut b) = (first_without_top(base, runs, seedless), base + runs);
     let (mut start_word, mut starts) = (union.len(), 0u64);
     for k in (0..union.len()).rev() {
         let mut ends = union[k] & !link[k];
@@ -198,7 +207,7 @@ impl BandRow {
             }
         }
         let order = &mut self.order;
-        for_each_run_end(&self.union, &self.link, &self.seedless, base, |_, stored| order.push(stored));
+        for_each_stored_index(&self.union, &self.link, &self.seedless, (base, runs), |stored| order.push(stored));
     }
 
     fn new(bits: &BitImage, band: usize, base: u32, connectivity: Connectivity, ordered: bool) -> Self {
@@ -463,9 +472,9 @@ impl BandComponents {
                 let band = task * bands_per_task + j;
                 band_words(bits, band, connectivity, &mut union, &mut link);
                 let lone = &seedless[band * words..(band + 1) * words];
-                let base = band_start[band] as u32;
+                let (base, runs) = (band_start[band] as u32, (band_start[band + 1] - band_start[band]) as u32);
                 let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
-                let many = (band_start[band + 1] - band_start[band]) * 8 > cols;
+                let many = runs as usize * 8 > cols;
                 match mask {
                     // Many short runs (noise): a row of labels covering every run, then both
                     // rows masked by multiplying with the mask's 0/1 bytes (a loop the
@@ -480,7 +489,7 @@ impl BandComponents {
                         // ending at each run's last column, from the last run to the first,
                         // so that every run's columns keep its own label.
                         marker.resize(cols + 8, 0);
-                        for_each_run_backwards(&union, &link, lone, base, |first, last, i| {
+                        for_each_run_backwards(&union, &link, lone, (base, runs), |first, last, i| {
                             let l = labels[i as usize];
                             marker[last + 1..last + 9].copy_from_slice(&[l; 8]);
                             if last - first >= 8 {
@@ -500,7 +509,7 @@ impl BandComponents {
                         out.fill(std::mem::MaybeUninit::new(0));
                         let (top_out, bottom_out) = out.split_at_mut(cols.min(out.len()));
                         let (top_bits, bottom_bits) = (bits.row(2 * band), bits.row((2 * band + 1).min(rows - 1)));
-                        for_each_run_backwards(&union, &link, lone, base, |first, last, i| {
+                        for_each_run_backwards(&union, &link, lone, (base, runs), |first, last, i| {
                             let (l, span) = (labels[i as usize], first..last + 1);
                             match mask {
                                 Some(m) => {

@@ -50,31 +50,32 @@ fn pack_row(row: ndarray::ArrayView1<'_, bool>, out: &mut [u64]) {
 }
 
 impl BitImage {
-    pub(crate) fn from_mask<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>) -> Self {
-        let (rows, cols) = mask.dim();
+    /// An image of `rows × cols` unset pixels.
+    fn zeroed((rows, cols): (usize, usize)) -> Self {
         let words_per_row = (cols + 1).div_ceil(64);
-        let mut words = vec![0u64; rows * words_per_row];
-        for (row, out) in mask.outer_iter().zip(words.chunks_mut(words_per_row)) {
+        BitImage { rows, cols, words_per_row, words: vec![0u64; rows * words_per_row] }
+    }
+
+    pub(crate) fn from_mask<S: Data<Elem = bool>>(mask: &ArrayBase<S, Ix2>) -> Self {
+        let mut image = Self::zeroed(mask.dim());
+        for (row, out) in mask.outer_iter().zip(image.words.chunks_mut(image.words_per_row)) {
             pack_row(row, out);
         }
-        BitImage { rows, cols, words_per_row, words }
+        image
     }
 
     /// [`from_mask`](Self::from_mask), packing blocks of rows in parallel (for the
     /// labelling, whose other steps are parallel too).
     pub(crate) fn from_mask_parallel(mask: ndarray::ArrayView2<'_, bool>) -> Self {
         use rayon::prelude::*;
-        let (rows, cols) = mask.dim();
-        let words_per_row = (cols + 1).div_ceil(64);
-        let mut words = vec![0u64; rows * words_per_row];
-        let block = 64;
-        words.par_chunks_mut(block * words_per_row).enumerate().for_each(|(b, out)| {
-            let first = b * block;
+        let mut image = Self::zeroed(mask.dim());
+        let (block, words_per_row) = (64, image.words_per_row);
+        image.words.par_chunks_mut(block * words_per_row).enumerate().for_each(|(b, out)| {
             for (r, out) in out.chunks_mut(words_per_row).enumerate() {
-                pack_row(mask.row(first + r), out);
+                pack_row(mask.row(b * block + r), out);
             }
         });
-        BitImage { rows, cols, words_per_row, words }
+        image
     }
 
     #[inline]
