@@ -22,7 +22,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::direct;
-use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed};
+use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed, zeros};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
 /// `[n, o, ho, wo]`, with `stride` and zero padding `top`/`left` (bottom and right follow
@@ -349,7 +349,7 @@ impl CustomOp3 for Conv2dOp {
         if bias.len() != g.o {
             candle_core::bail!("convolution: bias has {} values for {} channels", bias.len(), g.o)
         }
-        let mut y = vec![0f32; g.n * g.o * g.pixels()];
+        let mut y = zeros(g.n * g.o * g.pixels());
         forward(&g, x, weight, bias, self.relu, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.ho, g.wo))))
     }
@@ -582,7 +582,7 @@ impl CustomOp3 for ConvInputGrad {
             (contiguous(dys, dyl, "convolution output gradient")?, contiguous(ws, wl, "convolution weight")?);
         if let Some((gt, flipped)) = transposed(g, weight) {
             // The forward kernel writes every output (the zero bias first).
-            let mut dx = vec![0f32; g.n * g.c * g.h * g.w];
+            let mut dx = zeros(g.n * g.c * g.h * g.w);
             forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], false, &mut dx);
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::planes::contiguous;
+use super::planes::{self, contiguous};
 
 /// An activation applied after the normalisation, inside the same op.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -182,7 +182,7 @@ impl CustomOp3 for BatchNorm {
         let x = contiguous(s1, l1, "batch norm input")?;
         let (gamma, beta) = (contiguous(s2, l2, "batch norm scale")?, contiguous(s3, l3, "batch norm shift")?);
         let (planes, c, plane) = geometry(l1.shape(), gamma, beta)?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = planes::zeros(x.len());
         if plane == 0 {
             return Ok((CpuStorage::F32(y), l1.shape().clone()));
         }
@@ -267,7 +267,7 @@ impl CustomOp3 for BatchNormGrad {
         let gamma = &self.gamma;
         let plane = h * w;
         let len = y.len() + 2 * c;
-        let mut out = vec![0f32; len];
+        let mut out = planes::zeros(len);
         if plane == 0 {
             return Ok((CpuStorage::F32(out), Shape::from(len)));
         }

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::planes::{contiguous, zeroed};
+use super::planes::{self, contiguous, zeroed};
 
 /// `k × k` average pooling with stride `k`, no padding (a trailing partial window is
 /// dropped).
@@ -75,7 +75,7 @@ impl CustomOp1 for AvgPoolGrad {
         }
         let k = self.k;
         let scale = 1.0 / (k * k) as f32;
-        let mut dx = vec![0f32; n * c * h * w];
+        let mut dx = planes::zeros(n * c * h * w);
         dx.par_chunks_mut(h * w).zip(dy.par_chunks(ho * wo)).for_each(|(dx, dy)| {
             for (oy, g) in dy.chunks(wo).enumerate() {
                 for row in dx[oy * k * w..].chunks_mut(w).take(k) {
@@ -128,7 +128,7 @@ impl CustomOp1 for GlobalAvgPoolGrad {
         if dy.len() != n * c || h * w == 0 {
             candle_core::bail!("global average pooling gradient: {} values for {n}×{c} planes of {h}×{w}", dy.len())
         }
-        let mut dx = vec![0f32; n * c * h * w];
+        let mut dx = planes::zeros(n * c * h * w);
         let scale = 1.0 / (h * w) as f32;
         dx.par_chunks_mut(h * w).zip(dy.par_iter()).for_each(|(p, &g)| p.fill(g * scale));
         Ok((CpuStorage::F32(dx), self.input.clone()))
@@ -193,7 +193,7 @@ impl CustomOp1 for UpsampleBilinear {
         let (n, c, h, w) = l.shape().dims4()?;
         let [ty, tx] = self.taps(h, w)?;
         let (ho, wo) = (ty.len(), tx.len());
-        let mut y = vec![0f32; n * c * ho * wo];
+        let mut y = planes::zeros(n * c * ho * wo);
         y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each_init(Vec::new, |rows, (y, x)| {
             // Each input row widened to `wo`.
             rows.resize(h * wo, 0.0);
