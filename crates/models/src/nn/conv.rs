@@ -394,19 +394,17 @@ fn forward_masked(
     let threads = product_threads(g.n);
     let image = g.c * g.h * g.w;
     let plan = direct::suits(g).then(|| direct::Plan::new(g, weight));
-    let image_forward = |xi: &[f32], yi: &mut [f32]| match &plan {
-        Some(plan) => plan.forward_image(g, xi, bias, relu, yi, threads),
-        None => forward_image(g, xi, weight, bias, relu, yi, threads),
-    };
     for_images(y, g.o * g.pixels(), g.n, |i, yi| {
         let xi = &x[i * image..(i + 1) * image];
-        match mask {
-            None => image_forward(xi, yi),
-            Some(m) => with_buffer(&MASKED, image, |buf| {
-                for ((b, &v), &m) in buf.iter_mut().zip(xi).zip(&m[i * image..(i + 1) * image]) {
+        let mi = mask.map(|m| &m[i * image..(i + 1) * image]);
+        match (&plan, mi) {
+            (Some(plan), _) => plan.forward_image(g, xi, mi, bias, relu, yi, threads),
+            (None, None) => forward_image(g, xi, weight, bias, relu, yi, threads),
+            (None, Some(m)) => with_buffer(&MASKED, image, |buf| {
+                for ((b, &v), &m) in buf.iter_mut().zip(xi).zip(m) {
                     *b = if m > 0.0 { v } else { 0.0 };
                 }
-                image_forward(buf, yi)
+                forward_image(g, buf, weight, bias, relu, yi, threads)
             }),
         }
     });

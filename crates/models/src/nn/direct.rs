@@ -29,9 +29,9 @@ pub(crate) fn available() -> bool {
 }
 
 /// Whether [`Plan::forward_image`] takes `g`: stride 1, output rows at least 16 wide (shorter
-/// rows leave most of the 32 lanes idle), and AVX-512.
+/// rows leave most of the 32 lanes idle), a non-empty input, and AVX-512.
 pub(crate) fn suits(g: &Geometry) -> bool {
-    g.stride == 1 && g.wo >= 16 && available()
+    g.stride == 1 && g.wo >= 16 && g.h > 0 && g.w > 0 && available()
 }
 
 thread_local! {
@@ -67,12 +67,15 @@ impl Plan {
         Plan { packed, offsets, hp, wp }
     }
 
-    /// `yi = conv(xi, weight) + bias` (then `max(·, 0)` if `relu`) for one image.
-    /// `threads > 1` splits the output rows over that many rayon tasks.
+    /// `yi = conv(xi, weight) + bias` (then `max(·, 0)` if `relu`) for one image, with `xi`
+    /// zeroed where `mask` (its shape) is not positive, if given. `threads > 1` splits the
+    /// output rows over that many rayon tasks.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_image(
         &self,
         g: &Geometry,
         xi: &[f32],
+        mask: Option<&[f32]>,
         bias: &[f32],
         relu: bool,
         yi: &mut [f32],
@@ -102,12 +105,12 @@ impl Plan {
         };
         PADDED.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => {
-                pad(g, xi, hp, wp, &mut buf);
+                pad(g, xi, mask, hp, wp, &mut buf);
                 run(&buf)
             }
             Err(_) => {
                 let mut buf = Vec::new();
-                pad(g, xi, hp, wp, &mut buf);
+                pad(g, xi, mask, hp, wp, &mut buf);
                 run(&buf)
             }
         });
@@ -131,15 +134,30 @@ unsafe impl Send for OutPtr {}
 #[allow(unsafe_code)]
 unsafe impl Sync for OutPtr {}
 
-/// `xi` (`[c, h, w]`) zero-padded to `[c, hp, wp]` (`top`, `left` before, the rest after).
-fn pad(g: &Geometry, xi: &[f32], hp: usize, wp: usize, buf: &mut Vec<f32>) {
+/// `xi` (`[c, h, w]`) zero-padded to `[c, hp, wp]` (`top`, `left` before, the rest after),
+/// and zeroed where `mask` is not positive if given; each value written once (zeroing the
+/// whole buffer first cost as much as the copy).
+fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf: &mut Vec<f32>) {
+    let zeros = |buf: &mut Vec<f32>, n: usize| buf.extend(std::iter::repeat_n(0.0, n));
+    let (right, bottom) = (wp - g.left - g.w, hp - g.top - g.h);
     buf.clear();
-    buf.resize(g.c * hp * wp, 0.0);
-    for (plane, src) in buf.chunks_mut(hp * wp).zip(xi.chunks(g.h * g.w)) {
+    buf.reserve(g.c * hp * wp);
+    let plane = g.h * g.w;
+    for (ch, src) in xi.chunks(plane).take(g.c).enumerate() {
+        zeros(buf, g.top * wp + g.left);
         for (iy, row) in src.chunks(g.w).enumerate() {
-            let at = (iy + g.top) * wp + g.left;
-            plane[at..at + g.w].copy_from_slice(row);
+            if iy > 0 {
+                zeros(buf, right + g.left);
+            }
+            match mask {
+                None => buf.extend_from_slice(row),
+                Some(m) => {
+                    let m = &m[ch * plane + iy * g.w..][..g.w];
+                    buf.extend(row.iter().zip(m).map(|(&v, &m)| if m > 0.0 { v } else { 0.0 }));
+                }
+            }
         }
+        zeros(buf, right + bottom * wp);
     }
 }
 

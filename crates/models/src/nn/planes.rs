@@ -43,11 +43,13 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
 }
 
 /// Buffers from this size on are backed by transparent huge pages where the system lets a
-/// program ask (Linux's `madvise` mode): a layer's activations of tens of MiB then take one
-/// page fault per 2 MiB instead of one per 4 KiB, which otherwise costs up to a third of a
-/// training step (the allocator hands large buffers back to the system when they are freed,
-/// so every step faults them in again).
-const HUGE_PAGE_MIN: usize = 4 << 20;
+/// program ask (Linux's `madvise` mode). glibc serves requests this large (its largest
+/// `mmap` threshold) with fresh pages on every call and hands them back when they are freed,
+/// so each training step faults a layer's activations in again, one 4 KiB page at a time:
+/// up to a third of a step. With the advice it is one fault per 2 MiB. Smaller buffers come
+/// from reused heap memory, where the advice made things slower (squeeze_bn_elu, whose
+/// activations are 2–16 MiB, lost 20–30 % with a 4 MiB threshold).
+const HUGE_PAGE_MIN: usize = 32 << 20;
 
 /// Advises the kernel to back `v`'s allocation with huge pages (whole 2 MiB pages inside it
 /// only). Advice: where the kernel has no such pages or refuses, nothing changes, and
@@ -609,7 +611,7 @@ mod tests {
     #[test]
     fn buffers_advised_into_huge_pages_hold_zeros() {
         // Below and above the advice's threshold, and not a whole number of huge pages.
-        for n in [1000, (HUGE_PAGE_MIN / 4) * 3 + 17] {
+        for n in [1000, HUGE_PAGE_MIN / 4 + 17] {
             for mut v in [zeros(n), zeroed(n)] {
                 assert_eq!(v.len(), n);
                 assert!(v.iter().all(|&x| x == 0.0));
