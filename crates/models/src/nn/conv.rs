@@ -697,6 +697,14 @@ impl CustomOp3 for ConvWeightGrad {
             }
         };
         let size = g.o * rows;
+        if direct::suits(g) {
+            let dw = partial_sums((0..g.n).collect(), size, |i, dw, threads| {
+                let span = i * g.o * pixels..(i + 1) * g.o * pixels;
+                let xi = &x[i * g.c * g.h * g.w..(i + 1) * g.c * g.h * g.w];
+                direct::weight_gradient_image(g, xi, &dy[span.clone()], &y[span], self.relu, dw, threads);
+            });
+            return Ok((CpuStorage::F32(dw), Shape::from((g.o, g.c, g.k, g.k))));
+        }
         if g.group() > 1 {
             return Ok((
                 CpuStorage::F32(weight_grad_groups(g, dy, x, y, self.relu)),
