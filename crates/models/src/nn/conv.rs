@@ -916,15 +916,18 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
-        /// Rows at least 16 wide at stride 1 take the direct kernel (on CPUs with AVX-512),
-        /// and so does the input gradient (a stride-1 convolution): both equal direct loops,
-        /// with every remainder of the 12-channel and 32-pixel blocks.
+        /// Output rows at least 16 wide at stride 1 take the direct kernels (on CPUs with
+        /// AVX-512) for the forward pass, the weight gradient and the input gradient (itself
+        /// a stride-1 convolution); larger strides take the im2col products. All equal direct
+        /// loops, with every remainder of the 12-channel, 4-channel, 6-tap and 32-pixel
+        /// blocks.
         #[test]
         fn wide_rows_equal_direct_loops(
             n in 1usize..3, c in 1usize..5, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
-            h in 5usize..8, w in 20usize..70, same in any::<bool>(), relu in any::<bool>(), seed in any::<u64>(),
+            stride in 1usize..4, h in 5usize..12, w in 20usize..110, same in any::<bool>(), relu in any::<bool>(),
+            seed in any::<u64>(),
         ) {
-            let (conv, x, weighting) = setup((n, c, o, k, 1, h, w, same), seed);
+            let (conv, x, weighting) = setup((n, c, o, k, stride, h, w, same), seed);
             let ours = if relu { conv.forward_relu(&x) } else { conv.forward(&x) }.unwrap();
             let [y, dx, dw, db] = naive(&conv, &x, &weighting, relu);
             assert_close("output", &ours, &y)?;
