@@ -349,6 +349,17 @@ impl CustomOp1 for MaxPool {
         let (k, st) = (self.k, self.stride);
         let mut y = zeros(planes * ho * wo);
         y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
+            if (k, st) == (2, 2) {
+                // The usual 2 × 2 windows, row pair by row pair (the same maxima, in the same
+                // order, as the general loop).
+                for (out, rows) in y.chunks_mut(wo).zip(x.chunks(2 * w)) {
+                    let (r0, r1) = rows.split_at(w);
+                    for ((v, a), b) in out.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                        *v = f32::NEG_INFINITY.max(a[0]).max(a[1]).max(b[0]).max(b[1]);
+                    }
+                }
+                return;
+            }
             for (oy, out) in y.chunks_mut(wo).enumerate() {
                 for (ox, v) in out.iter_mut().enumerate() {
                     let mut m = f32::NEG_INFINITY;
@@ -399,6 +410,16 @@ impl CustomOp3 for MaxPoolGrad {
             candle_core::bail!("max pooling gradient: sizes do not match the input {:?}", self.input)
         }
         let (k, st) = (self.k, self.stride);
+        if (k, st) == (2, 2) {
+            // Every input pixel in a window is written (not added to), so fresh zeroed pages
+            // do; the rows and columns no window covers stay zero.
+            let mut dx = zeros(x.len());
+            dx.par_chunks_mut(h * w)
+                .zip(x.par_chunks(h * w))
+                .zip(y.par_chunks(ho * wo).zip(dy.par_chunks(ho * wo)))
+                .for_each(|((dx, x), (y, dy))| max_pool_2x2_grad(w, dx, x, y, dy));
+            return Ok((CpuStorage::F32(dx), self.input.clone()));
+        }
         let mut dx = zeroed(x.len());
         dx.par_chunks_mut(h * w)
             .zip(x.par_chunks(h * w))
@@ -418,6 +439,30 @@ impl CustomOp3 for MaxPoolGrad {
                 }
             });
         Ok((CpuStorage::F32(dx), self.input.clone()))
+    }
+}
+
+/// One plane's gradient of 2 × 2, stride 2 max pooling (input rows `w` wide): each output's
+/// gradient goes to the first of its window's pixels that equals the maximum (the window's
+/// first pixel if none does), and 0 to the others. Branch-free, row pair by row pair.
+fn max_pool_2x2_grad(w: usize, dx: &mut [f32], x: &[f32], y: &[f32], dy: &[f32]) {
+    let wo = w / 2;
+    for (((d, x), y), g) in dx.chunks_mut(2 * w).zip(x.chunks(2 * w)).zip(y.chunks(wo)).zip(dy.chunks(wo)) {
+        if d.len() < 2 * w {
+            break;
+        }
+        let (d0, d1) = d.split_at_mut(w);
+        let (x0, x1) = x.split_at(w);
+        let windows =
+            d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2)).zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)));
+        for (((d0, d1), (x0, x1)), (&m, &g)) in windows.zip(y.iter().zip(g)) {
+            let (e0, e1, e2, e3) = (x0[0] == m, x0[1] == m, x1[0] == m, x1[1] == m);
+            let pick = |first: bool| if first { g } else { 0.0 };
+            d0[0] = pick(e0 || !(e1 || e2 || e3));
+            d0[1] = pick(!e0 && e1);
+            d1[0] = pick(!e0 && !e1 && e2);
+            d1[1] = pick(!e0 && !e1 && !e2 && e3);
+        }
     }
 }
 
@@ -676,6 +721,29 @@ mod tests {
                 for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
                     let window = (0..k * k).map(|j| p * h * w + (oy * k + j / k) * w + ox * k + j % k);
                     let best = window.clone().fold(window.clone().next().unwrap(), |b, i| if xv[i] > xv[b] { i } else { b });
+                    expected[best] += rv[(p * ho + oy) * wo + ox];
+                }
+            }
+            prop_assert_eq!(grad, expected);
+        }
+
+        /// With many ties (values from {0, 1, 2}) each window's gradient goes to its first
+        /// maximum, on the 2 × 2 fast path and the general one alike.
+        #[test]
+        fn max_pooling_sends_tied_gradients_to_the_first_maximum(n in 1usize..3, c in 1usize..3, k in 1usize..4, h in 3usize..13, w in 3usize..13, seed in any::<u64>()) {
+            let x = Var::from_tensor(&(random(&[n, c, h, w], seed) + 1.0).unwrap().round().unwrap()).unwrap();
+            let y = max_pool2d(&x, k).unwrap();
+            prop_assert_eq!(values(&y), values(&x.max_pool2d(k).unwrap()));
+            let weighting = random(y.dims(), seed ^ 1);
+            let grad = values((&y * &weighting).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+            let (xv, rv) = (values(&x), values(&weighting));
+            let (ho, wo) = (h / k, w / k);
+            let mut expected = vec![0f32; xv.len()];
+            for p in 0..n * c {
+                for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
+                    let mut window = (0..k * k).map(|j| p * h * w + (oy * k + j / k) * w + ox * k + j % k);
+                    let first = window.clone().next().unwrap();
+                    let best = window.by_ref().fold(first, |b, i| if xv[i] > xv[b] { i } else { b });
                     expected[best] += rv[(p * ho + oy) * wo + ox];
                 }
             }
