@@ -487,10 +487,19 @@ impl CustomOp1 for Upsample {
         let (ho, wo) = (h * fy, w * fx);
         let mut y = zeros(n * c * ho * wo);
         y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
-            for (r, row) in y.chunks_mut(wo).enumerate() {
-                let src = &x[(r / fy) * w..(r / fy + 1) * w];
-                for (out, &v) in row.chunks_mut(fx).zip(src) {
-                    out.fill(v);
+            for (rows, src) in y.chunks_mut(fy * wo).zip(x.chunks(w)) {
+                let (first, rest) = rows.split_at_mut(wo);
+                if fx == 2 {
+                    for (out, &v) in first.chunks_exact_mut(2).zip(src) {
+                        out.fill(v);
+                    }
+                } else {
+                    for (out, &v) in first.chunks_mut(fx).zip(src) {
+                        out.fill(v);
+                    }
+                }
+                for row in rest.chunks_mut(wo) {
+                    row.copy_from_slice(first);
                 }
             }
         });
@@ -522,8 +531,14 @@ impl CustomOp1 for UpsampleGrad {
         dx.par_chunks_mut(h * w).zip(dy.par_chunks(ho * wo)).for_each(|(dx, dy)| {
             for (r, row) in dy.chunks(wo).enumerate() {
                 let dst = &mut dx[(r / fy) * w..(r / fy + 1) * w];
-                for (d, block) in dst.iter_mut().zip(row.chunks(fx)) {
-                    *d += block.iter().sum::<f32>();
+                if fx == 2 {
+                    for (d, block) in dst.iter_mut().zip(row.chunks_exact(2)) {
+                        *d += block[0] + block[1];
+                    }
+                } else {
+                    for (d, block) in dst.iter_mut().zip(row.chunks(fx)) {
+                        *d += block.iter().sum::<f32>();
+                    }
                 }
             }
         });
