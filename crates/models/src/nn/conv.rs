@@ -365,7 +365,19 @@ impl CustomOp3 for Conv2dOp {
         let g = self.geometry(x.shape(), weight.shape())?;
         let (dy, y, relu) = (dy.contiguous()?, y.contiguous()?, self.relu);
         let dx = if x.track_op() { Some(dy.apply_op3_no_bwd(weight, &y, &ConvInputGrad { g, relu })?) } else { None };
-        let dw = if weight.track_op() { Some(dy.apply_op3_no_bwd(x, &y, &ConvWeightGrad { g, relu })?) } else { None };
+        if weight.track_op() && bias.track_op() && direct::suits(&g) {
+            // The direct weight gradient sums the bias gradient in the same pass: one
+            // `[o·c·k·k + o]` tensor, split into views.
+            let both = dy.apply_op3_no_bwd(x, &y, &ConvWeightGrad { g, relu, bias: true })?;
+            let size = g.o * g.rows();
+            let dw = both.narrow(0, 0, size)?.reshape((g.o, g.c, g.k, g.k))?;
+            return Ok((dx, Some(dw), Some(both.narrow(0, size, g.o)?)));
+        }
+        let dw = if weight.track_op() {
+            Some(dy.apply_op3_no_bwd(x, &y, &ConvWeightGrad { g, relu, bias: false })?)
+        } else {
+            None
+        };
         let db = match (bias.track_op(), relu) {
             (false, _) => None,
             (true, false) => Some(dy.apply_op1_no_bwd(&ChannelSum)?),
@@ -645,10 +657,12 @@ impl CustomOp3 for ConvInputGrad {
 }
 
 /// `(dy, x, y) → dweight`, the weight gradient (`y`, the output, masks `dy` with a fused
-/// ReLU).
+/// ReLU); with `bias` (direct kernel only, see [`direct::suits`]) followed by the bias
+/// gradient, flat.
 struct ConvWeightGrad {
     g: Geometry,
     relu: bool,
+    bias: bool,
 }
 
 impl CustomOp3 for ConvWeightGrad {
@@ -698,12 +712,17 @@ impl CustomOp3 for ConvWeightGrad {
         };
         let size = g.o * rows;
         if direct::suits(g) {
-            let dw = partial_sums((0..g.n).collect(), size, |i, dw, threads| {
+            let total = if self.bias { size + g.o } else { size };
+            let dw = partial_sums((0..g.n).collect(), total, |i, dw, threads| {
                 let span = i * g.o * pixels..(i + 1) * g.o * pixels;
                 let xi = &x[i * g.c * g.h * g.w..(i + 1) * g.c * g.h * g.w];
                 direct::weight_gradient_image(g, xi, &dy[span.clone()], &y[span], self.relu, dw, threads);
             });
-            return Ok((CpuStorage::F32(dw), Shape::from((g.o, g.c, g.k, g.k))));
+            let shape = if self.bias { Shape::from(total) } else { Shape::from((g.o, g.c, g.k, g.k)) };
+            return Ok((CpuStorage::F32(dw), shape));
+        }
+        if self.bias {
+            candle_core::bail!("convolution: the bias gradient is fused only into the direct weight gradient")
         }
         if g.group() > 1 {
             return Ok((

@@ -142,7 +142,8 @@ thread_local! {
     static GRADIENT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Adds one image's weight gradient into `dw` (`[o, c·k·k]`) for `g` (as in [`suits`]):
+/// Adds one image's weight gradient into `dw` (`[o, c·k·k]`, followed by the bias
+/// gradient's `o` values if `dw` holds them) for `g` (as in [`suits`]):
 /// `dw[o, tap] += Σ_p dy[o, p] · x[p + offset(tap)]` over the output pixels `p`, with
 /// `dyi` zeroed where the output `yi` is not positive if `relu`. No im2col matrix: a block
 /// of 4 output channels × 6 taps keeps 24 sums of 16 pixels in registers, loading 4
@@ -181,6 +182,10 @@ pub(crate) fn weight_gradient_image(
             grad.extend_from_slice(&dyi[..g.o * pixels]);
         }
         grad.resize(rows * pixels, 0.0);
+        // The bias gradient, while the rows are in cache: one sum per output channel.
+        for (db, row) in dw[g.o * taps..].iter_mut().zip(grad.chunks(pixels)) {
+            *db += super::planes::lane_sum(row, None) as f32;
+        }
         let grad = &grad[..];
         with_padded(g, xi, None, (hp, wp), |xpad| {
             let block = |(b, dw): (usize, &mut [f32])| {
