@@ -703,6 +703,26 @@ mod tests {
         assert_eq!(dropout(&x, 0.25, Mode::Eval, 0).unwrap().to_vec1::<f32>().unwrap(), vec![1.0; 10_000]);
     }
 
+    /// Dropped values are exactly 0 whatever the input (also infinite or NaN); kept ones are
+    /// scaled by 1 / keep; the same seed drops the same positions whatever the values.
+    #[test]
+    fn dropout_zeroes_exactly_and_scales_the_rest() {
+        let values: Vec<f32> = (0..40_000).map(|i| [f32::NAN, f32::INFINITY, -2.0, 3.5][i % 4]).collect();
+        let x = Tensor::from_vec(values.clone(), 40_000, &Device::Cpu).unwrap();
+        let y = dropout(&x, 0.5, Mode::Train { seed: 9 }, 1).unwrap().to_vec1::<f32>().unwrap();
+        let ones = Tensor::ones(40_000, DType::F32, &Device::Cpu).unwrap();
+        let mask = dropout(&ones, 0.5, Mode::Train { seed: 9 }, 1).unwrap().to_vec1::<f32>().unwrap();
+        for ((&x, &y), &m) in values.iter().zip(&y).zip(&mask) {
+            if m == 0.0 {
+                assert_eq!(y.to_bits(), 0.0f32.to_bits(), "{x} dropped to {y}");
+            } else {
+                assert_eq!(m, 2.0);
+                assert!(y == x * 2.0 || (x.is_nan() && y.is_nan()), "{x} kept as {y}");
+            }
+        }
+        assert!(mask.iter().filter(|&&m| m == 0.0).count() > 15_000);
+    }
+
     #[test]
     fn losses_match_their_formulas() {
         let logits = Tensor::new(&[[2.0f32, 0.0, -1.0], [0.5, 0.5, 0.5]], &Device::Cpu).unwrap();

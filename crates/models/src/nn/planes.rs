@@ -648,7 +648,10 @@ impl CustomOp1 for Dropout {
         y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).enumerate().for_each(|(c, (y, x))| {
             let mut rng = nanoml_core::Xoshiro256PlusPlus::seed_from_u64(nanoml_core::derive_seed(self.seed, c as u64));
             for (y, &x) in y.iter_mut().zip(x) {
-                *y = if rng.uniform_f32() < keep { x * scale } else { 0.0 };
+                // A bit mask, not a branch: kept or not is a coin flip the CPU cannot predict.
+                // (Dropped values are exactly 0, even where `x` is infinite or NaN.)
+                let bits = u32::from(rng.uniform_f32() < keep).wrapping_neg();
+                *y = f32::from_bits((x * scale).to_bits() & bits);
             }
         });
         Ok((CpuStorage::F32(y), l.shape().clone()))
