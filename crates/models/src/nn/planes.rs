@@ -696,6 +696,30 @@ mod tests {
 
     /// Output and input gradient of `ours` and `theirs` on `x`, the loss weighted by a
     /// random tensor, equal within 1e-5 relative.
+    /// `k × k` max pooling of `x` equals candle's, and its gradient sends each output's
+    /// gradient to the first maximum of its window (direct loops).
+    fn max_pooling_matches_direct_loops(x: &Tensor, k: usize, seed: u64) -> Result<(), TestCaseError> {
+        let (n, c, h, w) = x.dims4().unwrap();
+        let x = Var::from_tensor(x).unwrap();
+        let y = max_pool2d(&x, k).unwrap();
+        prop_assert_eq!(values(&y), values(&x.max_pool2d(k).unwrap()));
+        let weighting = random(y.dims(), seed ^ 1);
+        let grad = values((&y * &weighting).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
+        let (xv, rv) = (values(&x), values(&weighting));
+        let (ho, wo) = (h / k, w / k);
+        let mut expected = vec![0f32; xv.len()];
+        for p in 0..n * c {
+            for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
+                let window = (0..k * k).map(|j| p * h * w + (oy * k + j / k) * w + ox * k + j % k);
+                let best =
+                    window.clone().fold(window.clone().next().unwrap(), |b, i| if xv[i] > xv[b] { i } else { b });
+                expected[best] += rv[(p * ho + oy) * wo + ox];
+            }
+        }
+        prop_assert_eq!(grad, expected);
+        Ok(())
+    }
+
     fn same_as_candle(
         x: &Tensor,
         ours: impl Fn(&Tensor) -> Tensor,
@@ -727,45 +751,14 @@ mod tests {
         /// gradient is that divided by k², and misplaced when k does not divide the size.)
         #[test]
         fn max_pooling_equals_candle_and_direct_loops(n in 1usize..4, c in 1usize..4, k in 1usize..4, h in 3usize..13, w in 3usize..13, seed in any::<u64>()) {
-            let x = Var::from_tensor(&random(&[n, c, h, w], seed)).unwrap();
-            let y = max_pool2d(&x, k).unwrap();
-            prop_assert_eq!(values(&y), values(&x.max_pool2d(k).unwrap()));
-            let weighting = random(y.dims(), seed ^ 1);
-            let grad = values((&y * &weighting).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
-            let (xv, rv) = (values(&x), values(&weighting));
-            let (ho, wo) = (h / k, w / k);
-            let mut expected = vec![0f32; xv.len()];
-            for p in 0..n * c {
-                for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
-                    let window = (0..k * k).map(|j| p * h * w + (oy * k + j / k) * w + ox * k + j % k);
-                    let best = window.clone().fold(window.clone().next().unwrap(), |b, i| if xv[i] > xv[b] { i } else { b });
-                    expected[best] += rv[(p * ho + oy) * wo + ox];
-                }
-            }
-            prop_assert_eq!(grad, expected);
+            max_pooling_matches_direct_loops(&random(&[n, c, h, w], seed), k, seed)?;
         }
 
         /// With many ties (values from {0, 1, 2}) each window's gradient goes to its first
         /// maximum, on the 2 × 2 fast path and the general one alike.
         #[test]
         fn max_pooling_sends_tied_gradients_to_the_first_maximum(n in 1usize..3, c in 1usize..3, k in 1usize..4, h in 3usize..13, w in 3usize..13, seed in any::<u64>()) {
-            let x = Var::from_tensor(&(random(&[n, c, h, w], seed) + 1.0).unwrap().round().unwrap()).unwrap();
-            let y = max_pool2d(&x, k).unwrap();
-            prop_assert_eq!(values(&y), values(&x.max_pool2d(k).unwrap()));
-            let weighting = random(y.dims(), seed ^ 1);
-            let grad = values((&y * &weighting).unwrap().sum_all().unwrap().backward().unwrap().get(&x).unwrap());
-            let (xv, rv) = (values(&x), values(&weighting));
-            let (ho, wo) = (h / k, w / k);
-            let mut expected = vec![0f32; xv.len()];
-            for p in 0..n * c {
-                for (oy, ox) in (0..ho).flat_map(|oy| (0..wo).map(move |ox| (oy, ox))) {
-                    let mut window = (0..k * k).map(|j| p * h * w + (oy * k + j / k) * w + ox * k + j % k);
-                    let first = window.clone().next().unwrap();
-                    let best = window.by_ref().fold(first, |b, i| if xv[i] > xv[b] { i } else { b });
-                    expected[best] += rv[(p * ho + oy) * wo + ox];
-                }
-            }
-            prop_assert_eq!(grad, expected);
+            max_pooling_matches_direct_loops(&(random(&[n, c, h, w], seed) + 1.0).unwrap().round().unwrap(), k, seed)?;
         }
 
         #[test]
