@@ -66,9 +66,7 @@ impl Plan {
                 packed.extend((r0..r0 + r).map(|o| weight[o * rows + kk]));
             }
         }
-        let offsets = (0..g.c)
-            .flat_map(|c| (0..g.k).flat_map(move |ky| (0..g.k).map(move |kx| (c * hp + ky) * wp + kx)))
-            .collect();
+        let offsets = (0..rows).map(|t| tap_offset(g, (hp, wp), t)).collect();
         Plan { packed, offsets, hp, wp }
     }
 
@@ -110,6 +108,13 @@ impl Plan {
         };
         with_padded(g, xi, mask, (hp, wp), run);
     }
+}
+
+/// The offset of tap `t` (`(c, ky, kx)` in the weight's order) in an `hp × wp` padded image,
+/// from the output pixel's own position `oy·wp + ox`.
+fn tap_offset(g: &Geometry, (hp, wp): (usize, usize), t: usize) -> usize {
+    let (c, ky, kx) = (t / (g.k * g.k), t / g.k % g.k, t % g.k);
+    (c * hp + ky) * wp + kx
 }
 
 /// Calls `f` with `xi` padded (see [`pad`]) in this thread's reusable buffer.
@@ -163,9 +168,8 @@ pub(crate) fn weight_gradient_image(
     let (pixels, taps) = (g.ho * g.wo, g.rows());
     // Tap offsets, padded to whole blocks (the extra taps read valid memory; their sums
     // are dropped).
-    let offsets: Vec<usize> = (0..taps.next_multiple_of(GRAD_TAPS))
-        .map(|t| if t < taps { (t / (g.k * g.k) * hp + t / g.k % g.k) * wp + t % g.k } else { 0 })
-        .collect();
+    let offsets: Vec<usize> =
+        (0..taps.next_multiple_of(GRAD_TAPS)).map(|t| if t < taps { tap_offset(g, (hp, wp), t) } else { 0 }).collect();
     // The (masked) gradient with its channels padded to whole blocks by zero rows.
     let rows = g.o.next_multiple_of(GRAD_ROWS);
     GRADIENT.with(|cell| {
