@@ -230,10 +230,7 @@ impl CustomOp2 for Prelu {
         let mut y = zeros(x.len());
         if plane > 0 {
             y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
-                let slope = a[p % a.len()];
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = if x > 0.0 { x } else { slope * x };
-                }
+                prelu_plane(x, y, a[p % a.len()]);
             });
         }
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -290,34 +287,117 @@ impl CustomOp3 for PreluGrad {
                 .par_chunks_mut(plane)
                 .zip(x.par_chunks(plane).zip(dy.par_chunks(plane)))
                 .enumerate()
-                .map(|(p, (dx, (x, dy)))| {
-                    let slope = a[p % c];
-                    // Independent partial sums over exact chunks of 8, so that the loop
-                    // vectorises; the remainder goes to lane 0.
-                    let mut lanes = [0f32; 8];
-                    let step = |dx: &mut f32, x: f32, dy: f32, lane: &mut f32| {
-                        let below = x <= 0.0;
-                        *dx = if below { slope * dy } else { dy };
-                        *lane += if below { dy * x } else { 0.0 };
-                    };
-                    let (mut dx8, x8, dy8) = (dx.chunks_exact_mut(8), x.chunks_exact(8), dy.chunks_exact(8));
-                    let (x_rest, dy_rest) = (x8.remainder(), dy8.remainder());
-                    for ((dx, x), dy) in (&mut dx8).zip(x8).zip(dy8) {
-                        for j in 0..8 {
-                            step(&mut dx[j], x[j], dy[j], &mut lanes[j]);
-                        }
-                    }
-                    for ((dx, &x), &dy) in dx8.into_remainder().iter_mut().zip(x_rest).zip(dy_rest) {
-                        step(dx, x, dy, &mut lanes[0]);
-                    }
-                    lanes.iter().map(|&l| f64::from(l)).sum::<f64>()
-                })
+                .map(|(p, (dx, (x, dy)))| prelu_grad_plane(x, dy, dx, a[p % c]))
                 .collect();
             for (ch, d) in da.iter_mut().enumerate() {
                 *d = (0..planes / c).map(|i| sums[i * c + ch]).sum::<f64>() as f32;
             }
         }
         Ok((CpuStorage::F32(out), Shape::from(x.len() + c)))
+    }
+}
+
+/// One plane of PReLU with slope `slope`: `y = x` where `x > 0`, `slope · x` elsewhere.
+fn prelu_plane(x: &[f32], y: &mut [f32], slope: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::available() {
+        // SAFETY: AVX-512F is present.
+        #[allow(unsafe_code)]
+        return unsafe { avx512::prelu_plane(x, y, slope) };
+    }
+    prelu_plane_portable(x, y, slope);
+}
+
+/// [`prelu_plane`] without vector instructions.
+fn prelu_plane_portable(x: &[f32], y: &mut [f32], slope: f32) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = if x > 0.0 { x } else { slope * x };
+    }
+}
+
+/// One plane of PReLU's gradient with slope `slope`: `dx = dy` where `x > 0`, `slope · dy`
+/// elsewhere; returns `Σ dy · x` over the values not above 0 (the slope's gradient). Branch
+/// free: the sign of `x` is a coin flip the CPU cannot predict.
+fn prelu_grad_plane(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::available() {
+        // SAFETY: AVX-512F is present.
+        #[allow(unsafe_code)]
+        return unsafe { avx512::prelu_grad_plane(x, dy, dx, slope) };
+    }
+    prelu_grad_plane_portable(x, dy, dx, slope)
+}
+
+/// [`prelu_grad_plane`] without vector instructions: partial sums in 16 lanes (the
+/// remainder goes to lane 0).
+fn prelu_grad_plane_portable(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) -> f64 {
+    let step = |dx: &mut f32, x: f32, dy: f32, lane: &mut f32| {
+        let below = u32::from(x <= 0.0).wrapping_neg();
+        *dx = f32::from_bits((slope.to_bits() & below) | (1f32.to_bits() & !below)) * dy;
+        *lane += f32::from_bits((dy * x).to_bits() & below);
+    };
+    let mut lanes = [0f32; 16];
+    let ((dx16, dx_rest), (x16, x_rest), (dy16, dy_rest)) =
+        (dx.as_chunks_mut::<16>(), x.as_chunks::<16>(), dy.as_chunks::<16>());
+    for ((dx, x), dy) in dx16.iter_mut().zip(x16).zip(dy16) {
+        for j in 0..16 {
+            step(&mut dx[j], x[j], dy[j], &mut lanes[j]);
+        }
+    }
+    for ((dx, &x), &dy) in dx_rest.iter_mut().zip(x_rest).zip(dy_rest) {
+        step(dx, x, dy, &mut lanes[0]);
+    }
+    lanes.iter().map(|&l| f64::from(l)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use std::arch::x86_64::{
+        __mmask16, _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
+        _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    };
+
+    /// Lanes `i..i + 16` of a length-`n` plane: all, or those before `n`.
+    fn tail(i: usize, n: usize) -> __mmask16 {
+        if n - i >= 16 { 0xFFFF } else { ((1u32 << (n - i)) - 1) as u16 }
+    }
+
+    /// [`super::prelu_plane`], 16 lanes at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn prelu_plane(x: &[f32], y: &mut [f32], slope: f32) {
+        let n = x.len().min(y.len());
+        let (a, zero) = (_mm512_set1_ps(slope), _mm512_setzero_ps());
+        for i in (0..n).step_by(16) {
+            let m = tail(i, n);
+            // SAFETY: lanes beyond `n` are masked off, not read or written.
+            unsafe {
+                let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(xv, zero);
+                _mm512_mask_storeu_ps(y.as_mut_ptr().add(i), m, _mm512_mask_mul_ps(xv, below, xv, a));
+            }
+        }
+    }
+
+    /// [`super::prelu_grad_plane`], 16 lanes at a time (the sums in f32 per lane, fused
+    /// multiply-adds).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn prelu_grad_plane(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) -> f64 {
+        let n = x.len().min(dy.len()).min(dx.len());
+        let (a, zero) = (_mm512_set1_ps(slope), _mm512_setzero_ps());
+        let mut acc = _mm512_setzero_ps();
+        for i in (0..n).step_by(16) {
+            let m = tail(i, n);
+            // SAFETY: lanes beyond `n` are masked off, not read or written.
+            unsafe {
+                let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+                let g = _mm512_maskz_loadu_ps(m, dy.as_ptr().add(i));
+                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(xv, zero) & m;
+                _mm512_mask_storeu_ps(dx.as_mut_ptr().add(i), m, _mm512_mask_mul_ps(g, below, g, a));
+                acc = _mm512_mask3_fmadd_ps(g, xv, acc, below);
+            }
+        }
+        f64::from(_mm512_reduce_add_ps(acc))
     }
 }
 
@@ -668,6 +748,35 @@ mod tests {
 
     use super::super::{max_pool2d, relu, upsample_nearest2d};
     use super::*;
+
+    #[test]
+    fn prelu_planes_agree_with_and_without_vector_instructions() {
+        // Every tail length, signed zeros, infinities and NaN among the values.
+        let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-30, -1e-30];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
+        for n in 0..70 {
+            let mut draw = |i: usize| {
+                if i.is_multiple_of(5) { special[i / 5 % special.len()] } else { rng.uniform_f32() * 4.0 - 2.0 }
+            };
+            let x: Vec<f32> = (0..n).map(&mut draw).collect();
+            let dy: Vec<f32> = (0..n).map(|i| draw(i + 3)).collect();
+            let (mut y, mut y_ref) = (vec![9.0; n], vec![9.0; n]);
+            prelu_plane(&x, &mut y, 0.3);
+            prelu_plane_portable(&x, &mut y_ref, 0.3);
+            let bits =
+                |v: &[f32]| v.iter().map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() }).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&y_ref), "forward, n = {n}");
+            let (mut dx, mut dx_ref) = (vec![9.0; n], vec![9.0; n]);
+            let (da, da_ref) =
+                (prelu_grad_plane(&x, &dy, &mut dx, 0.3), prelu_grad_plane_portable(&x, &dy, &mut dx_ref, 0.3));
+            assert_eq!(bits(&dx), bits(&dx_ref), "input gradient, n = {n}");
+            let close = (da - da_ref).abs() <= 1e-5 * (1.0 + da_ref.abs());
+            assert!(
+                close || (da.is_nan() && da_ref.is_nan()) || da == da_ref,
+                "slope gradient, n = {n}: {da} vs {da_ref}"
+            );
+        }
+    }
 
     #[test]
     fn buffers_advised_into_huge_pages_hold_zeros() {
