@@ -21,7 +21,8 @@
 use anyhow::{Context, Result};
 use nanoml::models::nn::{
     Activation, BatchNorm2d, Bilinear, Builder, Conv2d, Linear, Mode, Padding, Params, Prelu,
-    binary_cross_entropy_with_logits, global_avg_pool2d, max_pool2d, upsample_bilinear2d, weighted_cross_entropy,
+    binary_cross_entropy_with_logits, conv_prelu_bn, global_avg_pool2d, max_pool2d, upsample_bilinear2d,
+    weighted_cross_entropy,
 };
 use nanoml::models::optim::Optimizer;
 use nanoml::models::{Classifier, ClassifierConfig, Denoiser, DenoiserConfig, DeviceChoice, Network, Tensor};
@@ -103,7 +104,7 @@ impl ConvLayer {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> nanoml::models::Result<Tensor> {
-        self.bn.forward(&self.prelu.forward(&self.conv.forward(x)?)?, mode)
+        conv_prelu_bn(x, &self.conv, &self.prelu, &self.bn, mode)
     }
 }
 

@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::direct;
+use super::direct::{self, Epilogue};
 use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed, zeros};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
@@ -402,7 +402,8 @@ impl CustomOp3 for Conv2dOp {
             candle_core::bail!("convolution: bias has {} values for {} channels", bias.len(), g.o)
         }
         let mut y = zeros(g.n * g.o * g.pixels());
-        forward(&g, x, weight, bias, self.relu, &mut y);
+        let epilogue = if self.relu { Epilogue::Relu } else { Epilogue::Identity };
+        forward(&g, x, weight, bias, epilogue, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.ho, g.wo))))
     }
 
@@ -439,9 +440,99 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
+/// Convolution, PReLU and batch normalisation with fixed statistics (evaluation) as one
+/// op: `(x, weight, [bias, slope, γ, β]) → γ · (prelu(conv(x) + bias) − mean) · inv_std +
+/// β`, per output channel. The forward kernels apply the PReLU and the normalisation as
+/// their epilogue, while the sums are in registers. The backward pass recomputes the
+/// convolution's output and composes the gradients from it (evaluation seldom needs them).
+pub(crate) struct ConvPreluBnOp {
+    pub(crate) stride: usize,
+    /// Zero padding `[top, bottom, left, right]`.
+    pub(crate) pad: [usize; 4],
+    pub(crate) mean: Vec<f32>,
+    pub(crate) inv_std: Vec<f32>,
+}
+
+impl ConvPreluBnOp {
+    fn conv(&self) -> Conv2dOp {
+        Conv2dOp { stride: self.stride, pad: self.pad, relu: false }
+    }
+}
+
+impl CustomOp3 for ConvPreluBnOp {
+    fn name(&self) -> &'static str {
+        "nanoml-conv2d-prelu-batch-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let g = self.conv().geometry(xl.shape(), wl.shape())?;
+        let (x, weight, params) = (
+            contiguous(xs, xl, "convolution input")?,
+            contiguous(ws, wl, "convolution weight")?,
+            contiguous(ps, pl, "layer parameters")?,
+        );
+        if params.len() != 4 * g.o || self.mean.len() != g.o || self.inv_std.len() != g.o {
+            candle_core::bail!("convolution → PReLU → batch norm: parameters do not fit {} channels", g.o)
+        }
+        let (bias, rest) = params.split_at(g.o);
+        let (slope, rest) = rest.split_at(g.o);
+        let (gamma, beta) = rest.split_at(g.o);
+        let scale: Vec<f32> = gamma.iter().zip(&self.inv_std).map(|(&g, &s)| g * s).collect();
+        let shift: Vec<f32> = beta.iter().zip(&self.mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+        let mut y = zeros(g.n * g.o * g.pixels());
+        forward(&g, x, weight, bias, Epilogue::PreluAffine { slope, scale: &scale, shift: &shift }, &mut y);
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.ho, g.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        params: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = self.conv().geometry(x.shape(), weight.shape())?;
+        let (o, x, dy) = (g.o, x.contiguous()?, dy.contiguous()?);
+        let part = |i: usize| params.narrow(0, i * o, o);
+        let channels = |t: &Tensor| t.reshape((1, o, 1, 1));
+        let (bias, slope, gamma) = (part(0)?, channels(&part(1)?)?, channels(&part(2)?)?);
+        let fixed = |v: &[f32]| Tensor::from_slice(v, (1, o, 1, 1), x.device());
+        let (mean, inv_std) = (fixed(&self.mean)?, fixed(&self.inv_std)?);
+        // The convolution's output `z`; `prelu(z) = z + (slope − 1) · z` where `z ≤ 0`.
+        let z = x.apply_op3_no_bwd(weight, &bias.contiguous()?, &self.conv())?;
+        let below = z.le(0.0)?.to_dtype(candle_core::DType::F32)?;
+        let z_below = (&z * &below)?;
+        let slope_m1 = (slope - 1.0)?;
+        let normalised = (&z + z_below.broadcast_mul(&slope_m1)?)?.broadcast_sub(&mean)?.broadcast_mul(&inv_std)?;
+        let sum = |t: &Tensor| t.sum((0, 2, 3));
+        let (dbeta, dgamma) = (sum(&dy)?, sum(&(&dy * &normalised)?)?);
+        let dp = dy.broadcast_mul(&gamma.broadcast_mul(&inv_std)?)?;
+        let dslope = sum(&(&dp * &z_below)?)?;
+        let dz = (&dp + (&dp * &below)?.broadcast_mul(&slope_m1)?)?.contiguous()?;
+        let dbias = sum(&dz)?;
+        let dx =
+            if x.track_op() { Some(dz.apply_op3_no_bwd(weight, &z, &ConvInputGrad { g, relu: false })?) } else { None };
+        let dw = if weight.track_op() {
+            Some(dz.apply_op3_no_bwd(&x, &z, &ConvWeightGrad { g, relu: false, bias: false })?)
+        } else {
+            None
+        };
+        Ok((dx, dw, Some(Tensor::cat(&[dbias, dslope, dgamma, dbeta], 0)?)))
+    }
+}
+
 /// `y = conv(x, weight) + bias` for all images, then `max(y, 0)` if `relu`.
-fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], relu: bool, y: &mut [f32]) {
-    forward_masked(g, x, None, weight, bias, relu, y);
+fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], epilogue: Epilogue<'_>, y: &mut [f32]) {
+    forward_masked(g, x, None, weight, bias, epilogue, y);
 }
 
 /// [`forward`] of `x` zeroed where `mask` (the same shape) is not positive, one image at a
@@ -452,12 +543,12 @@ fn forward_masked(
     mask: Option<&[f32]>,
     weight: &[f32],
     bias: &[f32],
-    relu: bool,
+    epilogue: Epilogue<'_>,
     y: &mut [f32],
 ) {
     let plan = direct::suits(g).then(|| direct::Plan::new(g, weight));
     if plan.is_none() && g.group() > 1 {
-        return forward_groups(g, x, mask, weight, bias, relu, y);
+        return forward_groups(g, x, mask, weight, bias, epilogue, y);
     }
     let threads = product_threads(g.n);
     let image = g.c * g.h * g.w;
@@ -465,13 +556,13 @@ fn forward_masked(
         let xi = &x[i * image..(i + 1) * image];
         let mi = mask.map(|m| &m[i * image..(i + 1) * image]);
         match (&plan, mi) {
-            (Some(plan), _) => plan.forward_image(g, xi, mi, bias, relu, yi, threads),
-            (None, None) => forward_image(g, xi, weight, bias, relu, yi, threads),
+            (Some(plan), _) => plan.forward_image(g, xi, mi, bias, epilogue, yi, threads),
+            (None, None) => forward_image(g, xi, weight, bias, epilogue, yi, threads),
             (None, Some(m)) => with_buffer(&MASKED, image, |buf| {
                 for ((b, &v), &m) in buf.iter_mut().zip(xi).zip(m) {
                     *b = if m > 0.0 { v } else { 0.0 };
                 }
-                forward_image(g, buf, weight, bias, relu, yi, threads)
+                forward_image(g, buf, weight, bias, epilogue, yi, threads)
             }),
         }
     });
@@ -489,7 +580,7 @@ fn forward_groups(
     mask: Option<&[f32]>,
     weight: &[f32],
     bias: &[f32],
-    relu: bool,
+    epilogue: Epilogue<'_>,
     y: &mut [f32],
 ) {
     let (rows, pixels, image) = (g.rows(), g.pixels(), g.c * g.h * g.w);
@@ -508,13 +599,10 @@ fn forward_groups(
                         matmul(g.o, t, rows, out.as_mut_ptr(), t, false, w, cols, threads)
                     };
                     for (j, yi) in yg.chunks_mut(g.o * pixels).enumerate() {
-                        for ((plane, row), &b) in yi.chunks_mut(pixels).zip(out.chunks(t)).zip(bias) {
+                        for (o, ((plane, row), &b)) in yi.chunks_mut(pixels).zip(out.chunks(t)).zip(bias).enumerate() {
                             let row = &row[j * pixels..(j + 1) * pixels];
-                            if relu {
-                                plane.iter_mut().zip(row).for_each(|(v, &r)| *v = (r + b).max(0.0));
-                            } else {
-                                plane.iter_mut().zip(row).for_each(|(v, &r)| *v = r + b);
-                            }
+                            plane.iter_mut().zip(row).for_each(|(v, &r)| *v = r + b);
+                            epilogue.apply(o, plane);
                         }
                     }
                 })
@@ -582,7 +670,15 @@ fn for_groups<T: Send>(
 }
 
 /// [`forward`] of one image `xi` into `yi`.
-fn forward_image(g: &Geometry, xi: &[f32], weight: &[f32], bias: &[f32], relu: bool, yi: &mut [f32], threads: usize) {
+fn forward_image(
+    g: &Geometry,
+    xi: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    epilogue: Epilogue<'_>,
+    yi: &mut [f32],
+    threads: usize,
+) {
     let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
     with_image(g, xi, |src| {
         let w = Mat { ptr: weight.as_ptr(), row_stride: rows, col_stride: 1 };
@@ -609,11 +705,9 @@ fn forward_image(g: &Geometry, xi: &[f32], weight: &[f32], bias: &[f32], relu: b
                     product(Mat { ptr: cols.as_ptr(), row_stride: t, col_stride: 1 });
                 });
             }
-            if relu {
-                // While the tile is still in cache.
-                for plane in yi.chunks_mut(pixels) {
-                    plane[p0..p1].iter_mut().for_each(|v| *v = v.max(0.0));
-                }
+            // While the tile is still in cache.
+            for (o, plane) in yi.chunks_mut(pixels).enumerate() {
+                epilogue.apply(o, &mut plane[p0..p1]);
             }
             p0 = p1;
         }
@@ -705,7 +799,7 @@ impl CustomOp3 for ConvInputGrad {
         if let Some((gt, flipped)) = transposed(g, weight) {
             // The forward kernel writes every output (the zero bias first).
             let mut dx = zeros(g.n * g.c * g.h * g.w);
-            forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], false, &mut dx);
+            forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], Epilogue::Identity, &mut dx);
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         // Added into below.

@@ -39,6 +39,45 @@ pub(crate) fn suits(g: &Geometry) -> bool {
     g.stride == 1 && g.wo >= 16 && g.h > 0 && g.w > 0 && available()
 }
 
+/// What a forward kernel does to each output channel's sums (bias included) before
+/// storing them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Epilogue<'a> {
+    /// Nothing.
+    Identity,
+    /// `max(v, 0)`.
+    Relu,
+    /// PReLU with the channel's `slope`, then the channel's `scale` and `shift`:
+    /// `scale · prelu(v) + shift` (a PReLU followed by batch normalisation in evaluation).
+    PreluAffine { slope: &'a [f32], scale: &'a [f32], shift: &'a [f32] },
+}
+
+impl<'a> Epilogue<'a> {
+    /// The epilogue of output channels `r0..r0 + r`.
+    fn channels(self, r0: usize, r: usize) -> Self {
+        match self {
+            Epilogue::PreluAffine { slope, scale, shift } => Epilogue::PreluAffine {
+                slope: &slope[r0..r0 + r],
+                scale: &scale[r0..r0 + r],
+                shift: &shift[r0..r0 + r],
+            },
+            other => other,
+        }
+    }
+
+    /// Applies the epilogue to the values of output channel `ch`.
+    pub(crate) fn apply(self, ch: usize, values: &mut [f32]) {
+        match self {
+            Epilogue::Identity => {}
+            Epilogue::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Epilogue::PreluAffine { slope, scale, shift } => {
+                let (a, s, t) = (slope[ch], scale[ch], shift[ch]);
+                values.iter_mut().for_each(|v| *v = s * if *v > 0.0 { *v } else { a * *v } + t);
+            }
+        }
+    }
+}
+
 thread_local! {
     static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -70,7 +109,7 @@ impl Plan {
         Plan { packed, offsets, hp, wp }
     }
 
-    /// `yi = conv(xi, weight) + bias` (then `max(·, 0)` if `relu`) for one image, with `xi`
+    /// `yi = conv(xi, weight) + bias`, then `epilogue`, for one image, with `xi`
     /// zeroed where `mask` (its shape) is not positive, if given. `threads > 1` splits the
     /// output rows over that many rayon tasks.
     #[allow(clippy::too_many_arguments)]
@@ -80,7 +119,7 @@ impl Plan {
         xi: &[f32],
         mask: Option<&[f32]>,
         bias: &[f32],
-        relu: bool,
+        epilogue: Epilogue<'_>,
         yi: &mut [f32],
         threads: usize,
     ) {
@@ -94,7 +133,7 @@ impl Plan {
                 // plane, which no other task writes.
                 #[allow(unsafe_code)]
                 unsafe {
-                    avx512::rows(g, (oy0, oy1), xpad, wp, packed, offsets, bias, relu, out.get())
+                    avx512::rows(g, (oy0, oy1), xpad, wp, packed, offsets, bias, epilogue, out.get())
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (oy0, oy1, out);
@@ -263,11 +302,11 @@ fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        __m512, __mmask16, _mm512_fmadd_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps,
-        _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        __m512, __mmask16, _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_mul_ps, _mm512_mask_storeu_ps,
+        _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
-    use super::{GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
+    use super::{Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
 
     fn mask(w: usize) -> __mmask16 {
         if w >= 16 { 0xFFFF } else { ((1u32 << w) - 1) as u16 }
@@ -284,7 +323,7 @@ mod avx512 {
         packed: &[f32],
         offsets: &[usize],
         bias: &[f32],
-        relu: bool,
+        epilogue: Epilogue<'_>,
         y: *mut f32,
     ) {
         let (pixels, rows) = (g.ho * g.wo, offsets.len());
@@ -293,7 +332,7 @@ mod avx512 {
             while r0 < g.o {
                 let r = ROWS.min(g.o - r0);
                 let a = &packed[r0 * rows..(r0 + r) * rows];
-                let b = &bias[r0..r0 + r];
+                let (b, e) = (&bias[r0..r0 + r], epilogue.channels(r0, r));
                 let mut ox0 = 0;
                 while ox0 < g.wo {
                     let w = (g.wo - ox0).min(32);
@@ -302,7 +341,7 @@ mod avx512 {
                         let base = xpad.as_ptr().add(oy * wp + ox0);
                         let out = y.add(r0 * pixels + oy * g.wo + ox0);
                         let args =
-                            (a.as_ptr(), base, offsets, b, relu, out, pixels, (mask(w), mask(w.saturating_sub(16))));
+                            (a.as_ptr(), base, offsets, b, e, out, pixels, (mask(w), mask(w.saturating_sub(16))));
                         match r {
                             12 => block::<12>(args),
                             11 => block::<11>(args),
@@ -369,14 +408,15 @@ mod avx512 {
         }
     }
 
-    type Args<'a> = (*const f32, *const f32, &'a [usize], &'a [f32], bool, *mut f32, usize, (__mmask16, __mmask16));
+    type Args<'a> =
+        (*const f32, *const f32, &'a [usize], &'a [f32], Epilogue<'a>, *mut f32, usize, (__mmask16, __mmask16));
 
     /// `R` output channels × up to 32 pixels (lanes in the two masks): packed weights `a`
     /// (`rows` runs of `R`), input pixels at `base + offsets[kk]`, output rows `pixels`
     /// apart.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn block<const R: usize>((a, base, offsets, bias, relu, out, pixels, (m0, m1)): Args<'_>) {
+    unsafe fn block<const R: usize>((a, base, offsets, bias, epilogue, out, pixels, (m0, m1)): Args<'_>) {
         let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
         for (acc, &b) in acc.iter_mut().zip(bias) {
             *acc = [_mm512_set1_ps(b); 2];
@@ -395,8 +435,17 @@ mod avx512 {
             }
             for (r, acc) in acc.iter().enumerate() {
                 let (mut v0, mut v1) = (acc[0], acc[1]);
-                if relu {
-                    (v0, v1) = (_mm512_max_ps(v0, _mm512_setzero_ps()), _mm512_max_ps(v1, _mm512_setzero_ps()));
+                match epilogue {
+                    Epilogue::Identity => {}
+                    Epilogue::Relu => {
+                        (v0, v1) = (_mm512_max_ps(v0, _mm512_setzero_ps()), _mm512_max_ps(v1, _mm512_setzero_ps()));
+                    }
+                    Epilogue::PreluAffine { slope, scale, shift } => {
+                        let (a, s, t) = (_mm512_set1_ps(slope[r]), _mm512_set1_ps(scale[r]), _mm512_set1_ps(shift[r]));
+                        let prelu =
+                            |v| _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps()), v, a);
+                        (v0, v1) = (_mm512_fmadd_ps(prelu(v0), s, t), _mm512_fmadd_ps(prelu(v1), s, t));
+                    }
                 }
                 let o = out.add(r * pixels);
                 _mm512_mask_storeu_ps(o, m0, v0);

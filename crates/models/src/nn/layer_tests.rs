@@ -122,6 +122,37 @@ proptest! {
         agree(&gradients(&weighted(&a, seed), &[&x]), &gradients(&weighted(&r, seed), &[&x]), 1e-5)?;
     }
 
+    /// In evaluation, the fused layer equals the three layers one after the other: output
+    /// and the gradients of the input and of all six parameters. Rows of 16 and more take
+    /// the direct kernel, narrower ones and strides above 1 the matrix products.
+    #[test]
+    fn fused_conv_prelu_batch_norm_equals_the_three_layers(
+        n in 1usize..3, c in 1usize..4, o in 1usize..15, k in prop_oneof![Just(1usize), Just(3)],
+        stride in 1usize..3, same in any::<bool>(), h in 3usize..8, w in prop_oneof![3usize..8, 16usize..20],
+        seed in any::<u64>(),
+    ) {
+        let mut b = Builder::new(seed, &Device::Cpu);
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let conv = Conv2d::new(&mut b, "conv", c, o, k, stride, padding).unwrap();
+        conv.bias.set(&random(&[o], seed ^ 1)).unwrap();
+        let prelu = Prelu::new(&mut b, "p", o, 0.25).unwrap();
+        prelu.slope.set(&random(&[o], seed ^ 7)).unwrap();
+        let bn = BatchNorm2d::new(&mut b, "bn", o, 1e-3, 0.1).unwrap();
+        bn.gamma.set(&(random(&[o], seed ^ 2) + 1.5).unwrap()).unwrap();
+        bn.beta.set(&random(&[o], seed ^ 3)).unwrap();
+        bn.running_mean.set(&random(&[o], seed ^ 4)).unwrap();
+        bn.running_var.set(&(random(&[o], seed ^ 5) + 1.5).unwrap()).unwrap();
+        let x = var(&[n, c, h, w], seed);
+        let a = conv_prelu_bn(&x, &conv, &prelu, &bn, Mode::Eval).unwrap();
+        // The layers' own kernels, each tested against candle (whose convolution input
+        // gradient is wrong at strides above 1).
+        let r = bn.forward(&prelu.forward(&conv.forward(&x).unwrap()).unwrap(), Mode::Eval).unwrap();
+        prop_assert_eq!(a.dims(), r.dims());
+        close(&values(&a), &values(&r), 1e-4).map_err(TestCaseError::fail)?;
+        let vars = [&x, &conv.weight, &conv.bias, &prelu.slope, &bn.gamma, &bn.beta];
+        agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-4)?;
+    }
+
     /// The separable kernel equals products with the interpolation matrices, both ways.
     #[test]
     fn bilinear_upsampling_equals_matrix_products(

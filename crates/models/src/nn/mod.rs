@@ -452,6 +452,45 @@ impl Prelu {
     }
 }
 
+/// Convolution → PReLU → batch normalisation, the layer of the HRTEM encoder-decoder.
+///
+/// In evaluation on the CPU (f32) this is one op: the convolution kernel applies the PReLU
+/// and the normalisation (with the running statistics) to its sums before storing them, so
+/// the layer writes one tensor instead of three. Gradients still reach the input and every
+/// parameter (recomputed from the convolution's output when asked for). In training, and on
+/// other devices, the three layers run one after the other.
+pub fn conv_prelu_bn(x: &Tensor, conv: &Conv2d, prelu: &Prelu, bn: &BatchNorm2d, mode: Mode) -> Result<Tensor> {
+    let (_, c, h, w) = x.dims4()?;
+    let (o, inputs) = (conv.weight.dims()[0], conv.weight.dims()[1]);
+    if c != inputs {
+        return Err(Error::invalid("channels", c, format!("{inputs} (the convolution's inputs)")));
+    }
+    for (what, n) in [("PReLU", prelu.slope.elem_count()), ("batch norm", bn.gamma.elem_count())] {
+        if n != o {
+            return Err(Error::invalid(
+                "layers",
+                format!("{what} of {n} channels"),
+                format!("{o} channels (the convolution's outputs)"),
+            ));
+        }
+    }
+    if mode == Mode::Eval && planes::on_cpu_f32(x) {
+        let stats = bn.running_stats()?;
+        let params = Tensor::cat(
+            &[conv.bias.as_tensor(), prelu.slope.as_tensor(), bn.gamma.as_tensor(), bn.beta.as_tensor()],
+            0,
+        )?;
+        let op = conv::ConvPreluBnOp {
+            stride: conv.stride,
+            pad: conv.padding_of(h, w),
+            mean: stats.mean,
+            inv_std: stats.inv_std,
+        };
+        return Ok(x.contiguous()?.apply_op3(conv.weight.as_tensor(), &params, op)?);
+    }
+    bn.forward(&prelu.forward(&conv.forward(x)?)?, mode)
+}
+
 /// Batch normalisation of NCHW batches over `[n, h, w]` per channel, with a learnable
 /// scale `γ` (starts at 1) and shift `β` (starts at 0), and running statistics (buffers
 /// saved with the parameters).
@@ -513,12 +552,7 @@ impl BatchNorm2d {
         }
         let source = match mode {
             Mode::Train { .. } => norm::Source::Batch(Arc::new(OnceLock::new())),
-            Mode::Eval => {
-                let mean: Vec<f32> = self.running_mean.to_vec1()?;
-                let var: Vec<f32> = self.running_var.to_vec1()?;
-                let inv_std = var.iter().map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32).collect();
-                norm::Source::Fixed(norm::Stats { mean, inv_std, unbiased_var: var })
-            }
+            Mode::Eval => norm::Source::Fixed(self.running_stats()?),
         };
         let cell = match &source {
             norm::Source::Batch(cell) => Some(cell.clone()),
@@ -532,6 +566,14 @@ impl BatchNorm2d {
             self.update_running(&mean, &var)?;
         }
         Ok(y)
+    }
+
+    /// The running statistics, as evaluation uses them.
+    fn running_stats(&self) -> Result<norm::Stats> {
+        let mean: Vec<f32> = self.running_mean.to_vec1()?;
+        let var: Vec<f32> = self.running_var.to_vec1()?;
+        let inv_std = var.iter().map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32).collect();
+        Ok(norm::Stats { mean, inv_std, unbiased_var: var })
     }
 
     fn update_running(&self, mean: &Tensor, unbiased_var: &Tensor) -> Result<()> {
