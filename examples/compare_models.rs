@@ -21,7 +21,7 @@
 use anyhow::{Context, Result};
 use nanoml::models::nn::{
     Activation, BatchNorm2d, Bilinear, Builder, Conv2d, Linear, Mode, Padding, Params, Prelu,
-    binary_cross_entropy_with_logits, conv_prelu_bn, global_avg_pool2d, max_pool2d, upsample_bilinear2d,
+    binary_cross_entropy_with_logits, conv_bn, conv_prelu_bn, global_avg_pool2d, max_pool2d, upsample_bilinear2d,
     weighted_cross_entropy,
 };
 use nanoml::models::optim::Optimizer;
@@ -81,7 +81,7 @@ impl Network for SqueezeLike {
     fn forward(&self, x: &Tensor, mode: Mode) -> nanoml::models::Result<Tensor> {
         let mut x = x.clone();
         for l in &self.layers {
-            x = l.bn.forward_activated(&l.conv.forward(&x)?, mode, Activation::Elu(1.0))?;
+            x = conv_bn(&x, &l.conv, &l.bn, mode, Activation::Elu(1.0))?;
         }
         self.head.forward(&global_avg_pool2d(&x)?)
     }

@@ -22,6 +22,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::direct::{self, Epilogue};
+use super::norm::Act;
 use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed, zeros};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
@@ -440,28 +441,35 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
-/// Convolution, PReLU and batch normalisation with fixed statistics (evaluation) as one
-/// op: `(x, weight, [bias, slope, γ, β]) → γ · (prelu(conv(x) + bias) − mean) · inv_std +
-/// β`, per output channel. The forward kernels apply the PReLU and the normalisation as
-/// their epilogue, while the sums are in registers. The backward pass recomputes the
+/// Convolution, optional PReLU, batch normalisation with fixed statistics (evaluation) and
+/// an activation as one op: `(x, weight, [bias, (slope,) γ, β]) → act(γ · (prelu(conv(x) +
+/// bias) − mean) · inv_std + β)`, per output channel. The forward kernels apply all of it
+/// as their epilogue, while the sums are in registers. The backward pass recomputes the
 /// convolution's output and composes the gradients from it (evaluation seldom needs them).
-pub(crate) struct ConvPreluBnOp {
+pub(crate) struct ConvNormOp {
     pub(crate) stride: usize,
     /// Zero padding `[top, bottom, left, right]`.
     pub(crate) pad: [usize; 4],
     pub(crate) mean: Vec<f32>,
     pub(crate) inv_std: Vec<f32>,
+    pub(crate) prelu: bool,
+    pub(crate) act: Act,
 }
 
-impl ConvPreluBnOp {
+impl ConvNormOp {
     fn conv(&self) -> Conv2dOp {
         Conv2dOp { stride: self.stride, pad: self.pad, relu: false }
     }
+
+    /// Per-channel parameter vectors in `params`: bias, slope (with PReLU), γ, β.
+    fn parts(&self) -> usize {
+        if self.prelu { 4 } else { 3 }
+    }
 }
 
-impl CustomOp3 for ConvPreluBnOp {
+impl CustomOp3 for ConvNormOp {
     fn name(&self) -> &'static str {
-        "nanoml-conv2d-prelu-batch-norm"
+        "nanoml-conv2d-batch-norm"
     }
 
     fn cpu_fwd(
@@ -479,16 +487,16 @@ impl CustomOp3 for ConvPreluBnOp {
             contiguous(ws, wl, "convolution weight")?,
             contiguous(ps, pl, "layer parameters")?,
         );
-        if params.len() != 4 * g.o || self.mean.len() != g.o || self.inv_std.len() != g.o {
-            candle_core::bail!("convolution → PReLU → batch norm: parameters do not fit {} channels", g.o)
+        if params.len() != self.parts() * g.o || self.mean.len() != g.o || self.inv_std.len() != g.o {
+            candle_core::bail!("convolution → batch norm: parameters do not fit {} channels", g.o)
         }
-        let (bias, rest) = params.split_at(g.o);
-        let (slope, rest) = rest.split_at(g.o);
-        let (gamma, beta) = rest.split_at(g.o);
+        let part = |i: usize| &params[i * g.o..(i + 1) * g.o];
+        let (bias, gamma, beta) = (part(0), part(self.parts() - 2), part(self.parts() - 1));
         let scale: Vec<f32> = gamma.iter().zip(&self.inv_std).map(|(&g, &s)| g * s).collect();
         let shift: Vec<f32> = beta.iter().zip(&self.mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
+        let slope = self.prelu.then(|| part(1));
         let mut y = zeros(g.n * g.o * g.pixels());
-        forward(&g, x, weight, bias, Epilogue::PreluAffine { slope, scale: &scale, shift: &shift }, &mut y);
+        forward(&g, x, weight, bias, Epilogue::Affine { slope, scale: &scale, shift: &shift, act: self.act }, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.ho, g.wo))))
     }
 
@@ -497,28 +505,55 @@ impl CustomOp3 for ConvPreluBnOp {
         x: &Tensor,
         weight: &Tensor,
         params: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = self.conv().geometry(x.shape(), weight.shape())?;
-        let (o, x, dy) = (g.o, x.contiguous()?, dy.contiguous()?);
+        let (o, x) = (g.o, x.contiguous()?);
         let part = |i: usize| params.narrow(0, i * o, o);
         let channels = |t: &Tensor| t.reshape((1, o, 1, 1));
-        let (bias, slope, gamma) = (part(0)?, channels(&part(1)?)?, channels(&part(2)?)?);
         let fixed = |v: &[f32]| Tensor::from_slice(v, (1, o, 1, 1), x.device());
         let (mean, inv_std) = (fixed(&self.mean)?, fixed(&self.inv_std)?);
+        // Back through the activation, at its output `y`.
+        let positive = || y.gt(0.0)?.to_dtype(candle_core::DType::F32);
+        let du = match self.act {
+            Act::Identity => dy.clone(),
+            Act::Relu => (dy * positive()?)?,
+            // `α eᵘ = y + α` below 0.
+            Act::Elu(alpha) => {
+                let p = positive()?;
+                (dy * (&p + ((y + f64::from(alpha))? * (1.0 - &p)?)?)?)?
+            }
+        };
         // The convolution's output `z`; `prelu(z) = z + (slope − 1) · z` where `z ≤ 0`.
-        let z = x.apply_op3_no_bwd(weight, &bias.contiguous()?, &self.conv())?;
-        let below = z.le(0.0)?.to_dtype(candle_core::DType::F32)?;
-        let z_below = (&z * &below)?;
-        let slope_m1 = (slope - 1.0)?;
-        let normalised = (&z + z_below.broadcast_mul(&slope_m1)?)?.broadcast_sub(&mean)?.broadcast_mul(&inv_std)?;
+        let z = x.apply_op3_no_bwd(weight, &part(0)?.contiguous()?, &self.conv())?;
+        let prelu = match self.prelu {
+            true => {
+                let below = z.le(0.0)?.to_dtype(candle_core::DType::F32)?;
+                let z_below = (&z * &below)?;
+                Some((below, z_below, (channels(&part(1)?)? - 1.0)?))
+            }
+            false => None,
+        };
+        let activated = match &prelu {
+            Some((_, z_below, slope_m1)) => (&z + z_below.broadcast_mul(slope_m1)?)?,
+            None => z.clone(),
+        };
+        let normalised = activated.broadcast_sub(&mean)?.broadcast_mul(&inv_std)?;
         let sum = |t: &Tensor| t.sum((0, 2, 3));
-        let (dbeta, dgamma) = (sum(&dy)?, sum(&(&dy * &normalised)?)?);
-        let dp = dy.broadcast_mul(&gamma.broadcast_mul(&inv_std)?)?;
-        let dslope = sum(&(&dp * &z_below)?)?;
-        let dz = (&dp + (&dp * &below)?.broadcast_mul(&slope_m1)?)?.contiguous()?;
-        let dbias = sum(&dz)?;
+        let (dbeta, dgamma) = (sum(&du)?, sum(&(&du * &normalised)?)?);
+        let dp = du.broadcast_mul(&channels(&part(self.parts() - 2)?)?.broadcast_mul(&inv_std)?)?;
+        let mut grads = vec![];
+        let dz = match &prelu {
+            Some((below, z_below, slope_m1)) => {
+                grads.push(sum(&(&dp * z_below)?)?);
+                (&dp + (&dp * below)?.broadcast_mul(slope_m1)?)?
+            }
+            None => dp,
+        }
+        .contiguous()?;
+        grads.insert(0, sum(&dz)?);
+        grads.extend([dgamma, dbeta]);
         let dx =
             if x.track_op() { Some(dz.apply_op3_no_bwd(weight, &z, &ConvInputGrad { g, relu: false })?) } else { None };
         let dw = if weight.track_op() {
@@ -526,7 +561,7 @@ impl CustomOp3 for ConvPreluBnOp {
         } else {
             None
         };
-        Ok((dx, dw, Some(Tensor::cat(&[dbias, dslope, dgamma, dbeta], 0)?)))
+        Ok((dx, dw, Some(Tensor::cat(&grads, 0)?)))
     }
 }
 

@@ -17,6 +17,7 @@
 use rayon::prelude::*;
 
 use super::conv::Geometry;
+use super::norm::Act;
 
 /// Output channels per register block.
 const ROWS: usize = 12;
@@ -47,19 +48,21 @@ pub(crate) enum Epilogue<'a> {
     Identity,
     /// `max(v, 0)`.
     Relu,
-    /// PReLU with the channel's `slope`, then the channel's `scale` and `shift`:
-    /// `scale · prelu(v) + shift` (a PReLU followed by batch normalisation in evaluation).
-    PreluAffine { slope: &'a [f32], scale: &'a [f32], shift: &'a [f32] },
+    /// Per output channel: PReLU with the channel's `slope` if given, then `scale · v +
+    /// shift`, then `act`: a convolution's [PReLU and] batch normalisation in evaluation,
+    /// and the activation after it.
+    Affine { slope: Option<&'a [f32]>, scale: &'a [f32], shift: &'a [f32], act: Act },
 }
 
-impl<'a> Epilogue<'a> {
+impl Epilogue<'_> {
     /// The epilogue of output channels `r0..r0 + r`.
     fn channels(self, r0: usize, r: usize) -> Self {
         match self {
-            Epilogue::PreluAffine { slope, scale, shift } => Epilogue::PreluAffine {
-                slope: &slope[r0..r0 + r],
+            Epilogue::Affine { slope, scale, shift, act } => Epilogue::Affine {
+                slope: slope.map(|s| &s[r0..r0 + r]),
                 scale: &scale[r0..r0 + r],
                 shift: &shift[r0..r0 + r],
+                act,
             },
             other => other,
         }
@@ -70,9 +73,12 @@ impl<'a> Epilogue<'a> {
         match self {
             Epilogue::Identity => {}
             Epilogue::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
-            Epilogue::PreluAffine { slope, scale, shift } => {
-                let (a, s, t) = (slope[ch], scale[ch], shift[ch]);
-                values.iter_mut().for_each(|v| *v = s * if *v > 0.0 { *v } else { a * *v } + t);
+            Epilogue::Affine { slope, scale, shift, act } => {
+                if let Some(slope) = slope {
+                    let a = slope[ch];
+                    values.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { a * *v });
+                }
+                super::norm::affine_in_place(values, scale[ch], shift[ch], act);
             }
         }
     }
@@ -302,11 +308,14 @@ fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        __m512, __mmask16, _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_mul_ps, _mm512_mask_storeu_ps,
-        _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        __m512, __mmask16, _CMP_GT_OQ, _CMP_LE_OQ, _mm512_add_epi32, _mm512_add_ps, _mm512_castps_si512,
+        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_blend_ps, _mm512_mask_mul_ps,
+        _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps,
+        _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
+        _mm512_sub_epi32, _mm512_sub_ps,
     };
 
-    use super::{Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
+    use super::{Act, Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
 
     fn mask(w: usize) -> __mmask16 {
         if w >= 16 { 0xFFFF } else { ((1u32 << w) - 1) as u16 }
@@ -408,6 +417,37 @@ mod avx512 {
         }
     }
 
+    /// ELU of 16 lanes: `z` above 0, `α (eᶻ − 1)` below, with
+    /// [`exp_m1_nonpositive`](super::super::planes::exp_m1_nonpositive)'s reduction and
+    /// polynomial (NaN stays NaN).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn elu(z: __m512, alpha: f32) -> __m512 {
+        let round = _mm512_set1_ps(12_582_912.0);
+        // min and max return their second operand when one is NaN: NaN passes through.
+        let x = _mm512_max_ps(_mm512_set1_ps(-87.0), _mm512_min_ps(_mm512_setzero_ps(), z));
+        let t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)), round);
+        let n = _mm512_sub_ps(t, round);
+        let r = _mm512_add_ps(
+            _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693_359_4))),
+            _mm512_mul_ps(n, _mm512_set1_ps(2.121_944_4e-4)),
+        );
+        let mut p = _mm512_set1_ps(1.987_569_1e-4);
+        for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+        }
+        let er = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0));
+        let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B40_0000)),
+            _mm512_set1_epi32(127),
+        ));
+        let below = _mm512_mul_ps(
+            _mm512_set1_ps(alpha),
+            _mm512_sub_ps(_mm512_mul_ps(er, _mm512_castsi512_ps(bits)), _mm512_set1_ps(1.0)),
+        );
+        _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(z, _mm512_setzero_ps()), below, z)
+    }
+
     type Args<'a> =
         (*const f32, *const f32, &'a [usize], &'a [f32], Epilogue<'a>, *mut f32, usize, (__mmask16, __mmask16));
 
@@ -440,11 +480,21 @@ mod avx512 {
                     Epilogue::Relu => {
                         (v0, v1) = (_mm512_max_ps(v0, _mm512_setzero_ps()), _mm512_max_ps(v1, _mm512_setzero_ps()));
                     }
-                    Epilogue::PreluAffine { slope, scale, shift } => {
-                        let (a, s, t) = (_mm512_set1_ps(slope[r]), _mm512_set1_ps(scale[r]), _mm512_set1_ps(shift[r]));
-                        let prelu =
-                            |v| _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps()), v, a);
-                        (v0, v1) = (_mm512_fmadd_ps(prelu(v0), s, t), _mm512_fmadd_ps(prelu(v1), s, t));
+                    Epilogue::Affine { slope, scale, shift, act } => {
+                        let (s, t) = (_mm512_set1_ps(scale[r]), _mm512_set1_ps(shift[r]));
+                        let f = |mut v: __m512| {
+                            if let Some(slope) = slope {
+                                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps());
+                                v = _mm512_mask_mul_ps(v, below, v, _mm512_set1_ps(slope[r]));
+                            }
+                            let z = _mm512_fmadd_ps(v, s, t);
+                            match act {
+                                Act::Identity => z,
+                                Act::Relu => _mm512_max_ps(z, _mm512_setzero_ps()),
+                                Act::Elu(alpha) => elu(z, alpha),
+                            }
+                        };
+                        (v0, v1) = (f(v0), f(v1));
                     }
                 }
                 let o = out.add(r * pixels);

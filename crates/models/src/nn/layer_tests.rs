@@ -153,6 +153,32 @@ proptest! {
         agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-4)?;
     }
 
+    /// In evaluation, the fused convolution → batch norm → activation equals the two
+    /// layers (the norm's own fused activation): output and all five gradients.
+    #[test]
+    fn fused_conv_batch_norm_equals_the_two_layers(
+        n in 1usize..3, c in 1usize..4, o in 1usize..15, k in prop_oneof![Just(1usize), Just(3)],
+        stride in 1usize..3, same in any::<bool>(), h in 3usize..8, w in prop_oneof![3usize..8, 16usize..20],
+        act in activation(), seed in any::<u64>(),
+    ) {
+        let mut b = Builder::new(seed, &Device::Cpu);
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let conv = Conv2d::new(&mut b, "conv", c, o, k, stride, padding).unwrap();
+        conv.bias.set(&random(&[o], seed ^ 1)).unwrap();
+        let bn = BatchNorm2d::new(&mut b, "bn", o, 1e-3, 0.1).unwrap();
+        bn.gamma.set(&(random(&[o], seed ^ 2) * 2.0).unwrap()).unwrap();
+        bn.beta.set(&random(&[o], seed ^ 3)).unwrap();
+        bn.running_mean.set(&random(&[o], seed ^ 4)).unwrap();
+        bn.running_var.set(&(random(&[o], seed ^ 5) + 1.5).unwrap()).unwrap();
+        let x = Var::from_tensor(&(random(&[n, c, h, w], seed) * 3.0).unwrap()).unwrap();
+        let a = conv_bn(&x, &conv, &bn, Mode::Eval, act).unwrap();
+        let r = bn.forward_activated(&conv.forward(&x).unwrap(), Mode::Eval, act).unwrap();
+        prop_assert_eq!(a.dims(), r.dims());
+        close(&values(&a), &values(&r), 1e-4).map_err(TestCaseError::fail)?;
+        let vars = [&x, &conv.weight, &conv.bias, &bn.gamma, &bn.beta];
+        agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-4)?;
+    }
+
     /// The separable kernel equals products with the interpolation matrices, both ways.
     #[test]
     fn bilinear_upsampling_equals_matrix_products(

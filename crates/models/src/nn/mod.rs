@@ -460,12 +460,42 @@ impl Prelu {
 /// parameter (recomputed from the convolution's output when asked for). In training, and on
 /// other devices, the three layers run one after the other.
 pub fn conv_prelu_bn(x: &Tensor, conv: &Conv2d, prelu: &Prelu, bn: &BatchNorm2d, mode: Mode) -> Result<Tensor> {
+    if let Some(y) = fused_conv_norm(x, conv, Some(prelu), bn, mode, Activation::Identity)? {
+        return Ok(y);
+    }
+    bn.forward(&prelu.forward(&conv.forward(x)?)?, mode)
+}
+
+/// Convolution → batch normalisation → `activation` (SqueezeNet-like and VGG-like layers).
+///
+/// In evaluation on the CPU (f32) this is one op, as in [`conv_prelu_bn`]: one tensor
+/// instead of two. In training, and on other devices, the convolution and then
+/// [`BatchNorm2d::forward_activated`].
+pub fn conv_bn(x: &Tensor, conv: &Conv2d, bn: &BatchNorm2d, mode: Mode, activation: Activation) -> Result<Tensor> {
+    if let Some(y) = fused_conv_norm(x, conv, None, bn, mode, activation)? {
+        return Ok(y);
+    }
+    bn.forward_activated(&conv.forward(x)?, mode, activation)
+}
+
+/// The fused op of [`conv_prelu_bn`] and [`conv_bn`], where it applies (evaluation, f32 on
+/// the CPU), after checking that the layers fit `x` and each other.
+fn fused_conv_norm(
+    x: &Tensor,
+    conv: &Conv2d,
+    prelu: Option<&Prelu>,
+    bn: &BatchNorm2d,
+    mode: Mode,
+    activation: Activation,
+) -> Result<Option<Tensor>> {
     let (_, c, h, w) = x.dims4()?;
     let (o, inputs) = (conv.weight.dims()[0], conv.weight.dims()[1]);
     if c != inputs {
         return Err(Error::invalid("channels", c, format!("{inputs} (the convolution's inputs)")));
     }
-    for (what, n) in [("PReLU", prelu.slope.elem_count()), ("batch norm", bn.gamma.elem_count())] {
+    let widths =
+        prelu.map(|p| ("PReLU", p.slope.elem_count())).into_iter().chain([("batch norm", bn.gamma.elem_count())]);
+    for (what, n) in widths {
         if n != o {
             return Err(Error::invalid(
                 "layers",
@@ -474,21 +504,23 @@ pub fn conv_prelu_bn(x: &Tensor, conv: &Conv2d, prelu: &Prelu, bn: &BatchNorm2d,
             ));
         }
     }
-    if mode == Mode::Eval && planes::on_cpu_f32(x) {
-        let stats = bn.running_stats()?;
-        let params = Tensor::cat(
-            &[conv.bias.as_tensor(), prelu.slope.as_tensor(), bn.gamma.as_tensor(), bn.beta.as_tensor()],
-            0,
-        )?;
-        let op = conv::ConvPreluBnOp {
-            stride: conv.stride,
-            pad: conv.padding_of(h, w),
-            mean: stats.mean,
-            inv_std: stats.inv_std,
-        };
-        return Ok(x.contiguous()?.apply_op3(conv.weight.as_tensor(), &params, op)?);
+    let act = activation.kernel()?;
+    if mode != Mode::Eval || !planes::on_cpu_f32(x) {
+        return Ok(None);
     }
-    bn.forward(&prelu.forward(&conv.forward(x)?)?, mode)
+    let stats = bn.running_stats()?;
+    let mut params = vec![conv.bias.as_tensor()];
+    params.extend(prelu.map(|p| p.slope.as_tensor()));
+    params.extend([bn.gamma.as_tensor(), bn.beta.as_tensor()]);
+    let op = conv::ConvNormOp {
+        stride: conv.stride,
+        pad: conv.padding_of(h, w),
+        mean: stats.mean,
+        inv_std: stats.inv_std,
+        prelu: prelu.is_some(),
+        act,
+    };
+    Ok(Some(x.contiguous()?.apply_op3(conv.weight.as_tensor(), &Tensor::cat(&params, 0)?, op)?))
 }
 
 /// Batch normalisation of NCHW batches over `[n, h, w]` per channel, with a learnable

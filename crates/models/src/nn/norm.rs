@@ -47,7 +47,7 @@ macro_rules! with_activation {
 
 impl Act {
     #[inline]
-    fn apply(self, z: f32) -> f32 {
+    pub(crate) fn apply(self, z: f32) -> f32 {
         match self {
             Act::Identity => z,
             Act::Relu => z.max(0.0),
@@ -74,6 +74,12 @@ impl Act {
             }
         }
     }
+}
+
+/// `v ← act(scale · v + shift)` for every value, one loop per activation (so that each
+/// vectorises).
+pub(crate) fn affine_in_place(values: &mut [f32], scale: f32, shift: f32, act: Act) {
+    with_activation!(act, |f, _d| values.iter_mut().for_each(|v| *v = f(*v * scale + shift)));
 }
 
 /// Per-channel statistics: the mean and `1 / √(var + ε)`, and (from a batch) the unbiased
