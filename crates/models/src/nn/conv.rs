@@ -203,13 +203,11 @@ fn im2col(g: &Geometry, x: Image<'_>, p0: usize, p1: usize, cols: &mut [f32], ld
     match x {
         Image::Plain(x) => im2col_plain(g, x, p0, p1, cols, ld),
         Image::Padded { data, hp, wp } => {
-            let at: Vec<usize> = (p0..p1).map(|p| (p / g.wo * wp + p % g.wo) * g.stride).collect();
+            // Offsets from the tap's own position; the padded image is far below 2³² values.
+            let at = direct::Gather::new((p0..p1).map(|p| ((p / g.wo * wp + p % g.wo) * g.stride) as u32).collect());
             for (t, row) in cols.chunks_mut(ld).take(g.rows()).enumerate() {
                 let (c, ky, kx) = (t / (g.k * g.k), t / g.k % g.k, t % g.k);
-                let tap = &data[(c * hp + ky) * wp + kx..];
-                for (d, &i) in row[..p1 - p0].iter_mut().zip(&at) {
-                    *d = tap[i];
-                }
+                at.run(&data[(c * hp + ky) * wp + kx..], &mut row[..p1 - p0]);
             }
         }
     }

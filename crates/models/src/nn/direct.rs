@@ -260,6 +260,44 @@ pub(crate) fn weight_gradient_image(
     })
 }
 
+/// Offsets to gather values at (the im2col of a padded image, one tap at a time), with the
+/// extent they reach, checked once.
+pub(crate) struct Gather {
+    at: Vec<u32>,
+    /// One past the largest offset.
+    end: usize,
+}
+
+impl Gather {
+    pub(crate) fn new(at: Vec<u32>) -> Self {
+        let end = at.iter().max().map_or(0, |&m| m as usize + 1);
+        Gather { at, end }
+    }
+
+    /// `dst[q] = src[at[q]]` for every offset. Offsets must lie inside `src`; where they do
+    /// not (only a bug could cause it: callers derive them from the image's shape) `dst`
+    /// is left as it is.
+    pub(crate) fn run(&self, src: &[f32], dst: &mut [f32]) {
+        if self.end > src.len() {
+            return;
+        }
+        let n = self.at.len().min(dst.len());
+        #[cfg(target_arch = "x86_64")]
+        if available() && src.len() <= i32::MAX as usize {
+            // SAFETY: AVX-512F is present; every offset lies inside `src` (below `end`) and
+            // below 2³¹, and `dst` holds the `n` values written.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::gather(src, &self.at[..n], &mut dst[..n])
+            };
+            return;
+        }
+        for (d, &i) in dst[..n].iter_mut().zip(&self.at) {
+            *d = src[i as usize];
+        }
+    }
+}
+
 /// The output planes' base pointer, shared by the tasks that write disjoint rows.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -309,10 +347,10 @@ fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf
 mod avx512 {
     use std::arch::x86_64::{
         __m512, __mmask16, _CMP_GT_OQ, _CMP_LE_OQ, _mm512_add_epi32, _mm512_add_ps, _mm512_castps_si512,
-        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_blend_ps, _mm512_mask_mul_ps,
-        _mm512_mask_storeu_ps, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps,
-        _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32,
-        _mm512_sub_epi32, _mm512_sub_ps,
+        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_blend_ps, _mm512_mask_i32gather_ps,
+        _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_ps, _mm512_max_ps,
+        _mm512_min_ps, _mm512_mul_ps, _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_slli_epi32, _mm512_sub_epi32, _mm512_sub_ps,
     };
 
     use super::{Act, Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
@@ -446,6 +484,20 @@ mod avx512 {
             _mm512_sub_ps(_mm512_mul_ps(er, _mm512_castsi512_ps(bits)), _mm512_set1_ps(1.0)),
         );
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(z, _mm512_setzero_ps()), below, z)
+    }
+
+    /// `dst[q] = src[at[q]]`, 16 at a time (the tail masked).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather(src: &[f32], at: &[u32], dst: &mut [f32]) {
+        for q in (0..at.len()).step_by(16) {
+            let m = mask(at.len() - q);
+            // SAFETY: the caller's bounds; masked lanes are neither read nor written.
+            unsafe {
+                let idx = _mm512_maskz_loadu_epi32(m, at.as_ptr().add(q).cast());
+                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, idx, src.as_ptr().cast());
+                _mm512_mask_storeu_ps(dst.as_mut_ptr().add(q), m, v);
+            }
+        }
     }
 
     type Args<'a> =
