@@ -563,7 +563,7 @@ impl CustomOp3 for ConvNormOp {
     }
 }
 
-/// `y = conv(x, weight) + bias` for all images, then `max(y, 0)` if `relu`.
+/// `y = conv(x, weight) + bias` for all images, then `epilogue`.
 fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], epilogue: Epilogue<'_>, y: &mut [f32]) {
     forward_masked(g, x, None, weight, bias, epilogue, y);
 }
@@ -591,19 +591,25 @@ fn forward_masked(
         match (&plan, mi) {
             (Some(plan), _) => plan.forward_image(g, xi, mi, bias, epilogue, yi, threads),
             (None, None) => forward_image(g, xi, weight, bias, epilogue, yi, threads),
-            (None, Some(m)) => with_buffer(&MASKED, image, |buf| {
-                for ((b, &v), &m) in buf.iter_mut().zip(xi).zip(m) {
-                    *b = if m > 0.0 { v } else { 0.0 };
-                }
-                forward_image(g, buf, weight, bias, epilogue, yi, threads)
-            }),
+            (None, Some(m)) => with_masked(xi, m, |buf| forward_image(g, buf, weight, bias, epilogue, yi, threads)),
         }
     });
 }
 
+/// Calls `f` with `x` zeroed where `mask` (the same length) is not positive, in this
+/// thread's reusable buffer.
+fn with_masked<R>(x: &[f32], mask: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
+    with_buffer(&MASKED, x.len(), |buf| {
+        for ((b, &v), &m) in buf.iter_mut().zip(x).zip(mask) {
+            *b = if m > 0.0 { v } else { 0.0 };
+        }
+        f(buf)
+    })
+}
+
 /// [`forward_masked`] for images with few output pixels (the deep layers of a network): per
 /// group of images one product `W · cols` with the group's columns side by side, then each
-/// image's planes (plus bias, then ReLU) copied out. One product per image would stream the
+/// image's planes (plus bias, then the epilogue) copied out. One product per image would stream the
 /// whole weight matrix from memory for every image, each weight used only `pixels` times:
 /// 19 MiB per image for a 512 → 1024 layer at 4 × 4.
 #[allow(clippy::too_many_arguments)]
@@ -643,12 +649,7 @@ fn forward_groups(
         };
         match mask {
             None => product(images),
-            Some(mask) => with_buffer(&MASKED, m * image, |buf| {
-                for ((b, &v), &k) in buf.iter_mut().zip(images).zip(&mask[i0 * image..(i0 + m) * image]) {
-                    *b = if k > 0.0 { v } else { 0.0 };
-                }
-                product(buf)
-            }),
+            Some(mask) => with_masked(images, &mask[i0 * image..(i0 + m) * image], product),
         }
     });
 }
