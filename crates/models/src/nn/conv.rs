@@ -117,8 +117,6 @@ thread_local! {
     static GRAD: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// A masked output-gradient image of the current thread (fused ReLU, stride 1).
     static MASKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// A zero-padded input image of the current thread (see [`with_image`]).
-    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's tile buffer, at least `len` long.
@@ -181,19 +179,9 @@ fn with_image<R>(g: &Geometry, xi: &[f32], f: impl FnOnce(Image<'_>) -> R) -> R 
     if g.stride == 1 && g.wo >= 32 {
         return f(Image::Plain(xi));
     }
-    // Every tap of every output pixel lies inside; input rows and columns that no tap
-    // reaches (valid padding with a stride that does not divide) are left out.
+    // Every tap of every output pixel lies inside.
     let (hp, wp) = ((g.ho - 1) * g.stride + g.k, (g.wo - 1) * g.stride + g.k);
-    with_buffer(&PADDED, g.c * hp * wp, |buf| {
-        buf.fill(0.0);
-        let (rows, width) = (g.h.min(hp - g.top), g.w.min(wp - g.left));
-        for (src, dst) in xi.chunks(g.h * g.w).zip(buf.chunks_mut(hp * wp)) {
-            for (iy, row) in src.chunks(g.w).take(rows).enumerate() {
-                dst[(iy + g.top) * wp + g.left..][..width].copy_from_slice(&row[..width]);
-            }
-        }
-        f(Image::Padded { data: buf, hp, wp })
-    })
+    direct::with_padded(g, xi, None, (hp, wp), |data| f(Image::Padded { data, hp, wp }))
 }
 
 /// Fills `cols` (`[c·k·k, p1 − p0]`, row-major with row stride `ld`) with the input
@@ -206,8 +194,7 @@ fn im2col(g: &Geometry, x: Image<'_>, p0: usize, p1: usize, cols: &mut [f32], ld
             // Offsets from the tap's own position; the padded image is far below 2³² values.
             let at = direct::Gather::new((p0..p1).map(|p| ((p / g.wo * wp + p % g.wo) * g.stride) as u32).collect());
             for (t, row) in cols.chunks_mut(ld).take(g.rows()).enumerate() {
-                let (c, ky, kx) = (t / (g.k * g.k), t / g.k % g.k, t % g.k);
-                at.run(&data[(c * hp + ky) * wp + kx..], &mut row[..p1 - p0]);
+                at.run(&data[direct::tap_offset(g, (hp, wp), t)..], &mut row[..p1 - p0]);
             }
         }
     }

@@ -157,13 +157,13 @@ impl Plan {
 
 /// The offset of tap `t` (`(c, ky, kx)` in the weight's order) in an `hp × wp` padded image,
 /// from the output pixel's own position `oy·wp + ox`.
-fn tap_offset(g: &Geometry, (hp, wp): (usize, usize), t: usize) -> usize {
+pub(crate) fn tap_offset(g: &Geometry, (hp, wp): (usize, usize), t: usize) -> usize {
     let (c, ky, kx) = (t / (g.k * g.k), t / g.k % g.k, t % g.k);
     (c * hp + ky) * wp + kx
 }
 
 /// Calls `f` with `xi` padded (see [`pad`]) in this thread's reusable buffer.
-fn with_padded<R>(
+pub(crate) fn with_padded<R>(
     g: &Geometry,
     xi: &[f32],
     mask: Option<&[f32]>,
@@ -317,23 +317,25 @@ unsafe impl Sync for OutPtr {}
 
 /// `xi` (`[c, h, w]`) zero-padded to `[c, hp, wp]` (`top`, `left` before, the rest after),
 /// and zeroed where `mask` is not positive if given; each value written once (zeroing the
-/// whole buffer first cost as much as the copy).
+/// whole buffer first cost as much as the copy). Input rows and columns beyond `hp × wp`
+/// (which no tap reaches: valid padding with a stride that does not divide) are left out.
 fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf: &mut Vec<f32>) {
     let zeros = |buf: &mut Vec<f32>, n: usize| buf.extend(std::iter::repeat_n(0.0, n));
-    let (right, bottom) = (wp - g.left - g.w, hp - g.top - g.h);
+    let (rows, width) = (g.h.min(hp - g.top), g.w.min(wp - g.left));
+    let (right, bottom) = (wp - g.left - width, hp - g.top - rows);
     buf.clear();
     buf.reserve(g.c * hp * wp);
     let plane = g.h * g.w;
     for (ch, src) in xi.chunks(plane).take(g.c).enumerate() {
         zeros(buf, g.top * wp + g.left);
-        for (iy, row) in src.chunks(g.w).enumerate() {
+        for (iy, row) in src.chunks(g.w).take(rows).enumerate() {
             if iy > 0 {
                 zeros(buf, right + g.left);
             }
             match mask {
-                None => buf.extend_from_slice(row),
+                None => buf.extend_from_slice(&row[..width]),
                 Some(m) => {
-                    let m = &m[ch * plane + iy * g.w..][..g.w];
+                    let m = &m[ch * plane + iy * g.w..][..width];
                     buf.extend(row.iter().zip(m).map(|(&v, &m)| if m > 0.0 { v } else { 0.0 }));
                 }
             }
@@ -344,7 +346,7 @@ fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod avx512 {
+pub(super) mod avx512 {
     use std::arch::x86_64::{
         __m512, __mmask16, _CMP_GT_OQ, _CMP_LE_OQ, _mm512_add_epi32, _mm512_add_ps, _mm512_castps_si512,
         _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_blend_ps, _mm512_mask_i32gather_ps,
@@ -355,7 +357,8 @@ mod avx512 {
 
     use super::{Act, Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
 
-    fn mask(w: usize) -> __mmask16 {
+    /// The first `w` of 16 lanes (all 16 from `w = 16` on).
+    pub(in super::super) fn mask(w: usize) -> __mmask16 {
         if w >= 16 { 0xFFFF } else { ((1u32 << w) - 1) as u16 }
     }
 

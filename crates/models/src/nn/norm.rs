@@ -47,7 +47,7 @@ macro_rules! with_activation {
 
 impl Act {
     #[inline]
-    pub(crate) fn apply(self, z: f32) -> f32 {
+    fn apply(self, z: f32) -> f32 {
         match self {
             Act::Identity => z,
             Act::Relu => z.max(0.0),

@@ -354,14 +354,11 @@ fn prelu_grad_plane_portable(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) 
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        __mmask16, _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
+        _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
         _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
-    /// Lanes `i..i + 16` of a length-`n` plane: all, or those before `n`.
-    fn tail(i: usize, n: usize) -> __mmask16 {
-        if n - i >= 16 { 0xFFFF } else { ((1u32 << (n - i)) - 1) as u16 }
-    }
+    use super::super::direct::avx512::mask;
 
     /// [`super::prelu_plane`], 16 lanes at a time.
     #[target_feature(enable = "avx512f")]
@@ -369,7 +366,7 @@ mod avx512 {
         let n = x.len().min(y.len());
         let (a, zero) = (_mm512_set1_ps(slope), _mm512_setzero_ps());
         for i in (0..n).step_by(16) {
-            let m = tail(i, n);
+            let m = mask(n - i);
             // SAFETY: lanes beyond `n` are masked off, not read or written.
             unsafe {
                 let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
@@ -387,7 +384,7 @@ mod avx512 {
         let (a, zero) = (_mm512_set1_ps(slope), _mm512_setzero_ps());
         let mut acc = _mm512_setzero_ps();
         for i in (0..n).step_by(16) {
-            let m = tail(i, n);
+            let m = mask(n - i);
             // SAFETY: lanes beyond `n` are masked off, not read or written.
             unsafe {
                 let xv = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
