@@ -17,12 +17,13 @@
 //! asymmetric) is applied while building `cols`, never by copying the input.
 
 use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::direct::{self, Epilogue};
-use super::norm::Act;
+use super::norm::{self, Act};
 use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed, zeros};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
@@ -426,19 +427,33 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
-/// Convolution, optional PReLU, batch normalisation with fixed statistics (evaluation) and
-/// an activation as one op: `(x, weight, [bias, (slope,) γ, β]) → act(γ · (prelu(conv(x) +
-/// bias) − mean) · inv_std + β)`, per output channel. The forward kernels apply all of it
-/// as their epilogue, while the sums are in registers. The backward pass recomputes the
-/// convolution's output and composes the gradients from it (evaluation seldom needs them).
+/// Convolution, optional PReLU, batch normalisation and an activation as one op: `(x,
+/// weight, [bias, (slope,) γ, β]) → act(γ · (prelu(conv(x) + bias) − mean) · inv_std + β)`,
+/// per output channel.
+///
+/// With fixed statistics (evaluation) the forward kernels apply all of it as their
+/// epilogue, while the sums are in registers; the backward pass recomputes the
+/// convolution's output and composes the gradients from it (evaluation seldom needs
+/// them). With the batch's statistics (training) the op keeps the convolution's output for
+/// its backward pass, which computes the gradient reaching the convolution and those of
+/// the PReLU and normalisation parameters in two passes: two tensors per layer instead of
+/// three or four, and one node of the gradient graph instead of two or three.
 pub(crate) struct ConvNormOp {
     pub(crate) stride: usize,
     /// Zero padding `[top, bottom, left, right]`.
     pub(crate) pad: [usize; 4],
-    pub(crate) mean: Vec<f32>,
-    pub(crate) inv_std: Vec<f32>,
+    pub(crate) stats: Statistics,
     pub(crate) prelu: bool,
     pub(crate) act: Act,
+}
+
+/// Where a [`ConvNormOp`]'s statistics come from.
+pub(crate) enum Statistics {
+    /// Evaluation: the running mean and `1 / √(var + ε)`.
+    Fixed { mean: Vec<f32>, inv_std: Vec<f32> },
+    /// Training: computed from the batch; the forward pass leaves them here with the
+    /// convolution's output.
+    Batch { eps: f32, saved: Arc<OnceLock<norm::Saved>> },
 }
 
 impl ConvNormOp {
@@ -472,17 +487,34 @@ impl CustomOp3 for ConvNormOp {
             contiguous(ws, wl, "convolution weight")?,
             contiguous(ps, pl, "layer parameters")?,
         );
-        if params.len() != self.parts() * g.o || self.mean.len() != g.o || self.inv_std.len() != g.o {
+        if params.len() != self.parts() * g.o {
             candle_core::bail!("convolution → batch norm: parameters do not fit {} channels", g.o)
         }
         let part = |i: usize| &params[i * g.o..(i + 1) * g.o];
         let (bias, gamma, beta) = (part(0), part(self.parts() - 2), part(self.parts() - 1));
-        let scale: Vec<f32> = gamma.iter().zip(&self.inv_std).map(|(&g, &s)| g * s).collect();
-        let shift: Vec<f32> = beta.iter().zip(&self.mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
         let slope = self.prelu.then(|| part(1));
+        let shape = Shape::from((g.n, g.o, g.ho, g.wo));
+        let (mean, inv_std) = match &self.stats {
+            Statistics::Fixed { mean, inv_std } => (mean, inv_std),
+            Statistics::Batch { eps, saved } => {
+                let mut z = zeros(g.n * g.o * g.pixels());
+                forward(&g, x, weight, bias, Epilogue::Identity, &mut z);
+                let (y, stats) =
+                    norm::normalise_batch(&z, (g.n * g.o, g.o, g.pixels()), slope, gamma, beta, *eps, self.act)?;
+                if saved.set(norm::Saved { z, stats }).is_err() {
+                    candle_core::bail!("convolution → batch norm: the op ran twice")
+                }
+                return Ok((CpuStorage::F32(y), shape));
+            }
+        };
+        if mean.len() != g.o || inv_std.len() != g.o {
+            candle_core::bail!("convolution → batch norm: statistics do not fit {} channels", g.o)
+        }
+        let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(&g, &s)| g * s).collect();
+        let shift: Vec<f32> = beta.iter().zip(mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
         let mut y = zeros(g.n * g.o * g.pixels());
         forward(&g, x, weight, bias, Epilogue::Affine { slope, scale: &scale, shift: &shift, act: self.act }, &mut y);
-        Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.ho, g.wo))))
+        Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(
@@ -496,9 +528,25 @@ impl CustomOp3 for ConvNormOp {
         let g = self.conv().geometry(x.shape(), weight.shape())?;
         let (o, x) = (g.o, x.contiguous()?);
         let part = |i: usize| params.narrow(0, i * o, o);
+        let (mean, inv_std) = match &self.stats {
+            Statistics::Fixed { mean, inv_std } => (mean, inv_std),
+            Statistics::Batch { saved, .. } => {
+                let grad = norm::ConvNormGrad {
+                    saved: saved.clone(),
+                    gamma: part(self.parts() - 2)?.to_vec1()?,
+                    slope: if self.prelu { Some(part(1)?.to_vec1()?) } else { None },
+                    act: self.act,
+                };
+                let all = y.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &grad)?;
+                let dz = all.narrow(0, 0, y.elem_count())?.reshape(y.shape())?;
+                let dparams = all.narrow(0, y.elem_count(), self.parts() * o)?;
+                let (dx, dw) = self.conv_grads(g, &x, weight, &dz)?;
+                return Ok((dx, dw, Some(dparams)));
+            }
+        };
         let channels = |t: &Tensor| t.reshape((1, o, 1, 1));
         let fixed = |v: &[f32]| Tensor::from_slice(v, (1, o, 1, 1), x.device());
-        let (mean, inv_std) = (fixed(&self.mean)?, fixed(&self.inv_std)?);
+        let (mean, inv_std) = (fixed(mean)?, fixed(inv_std)?);
         // Back through the activation, at its output `y`.
         let positive = || y.gt(0.0)?.to_dtype(candle_core::DType::F32);
         let du = match self.act {
@@ -539,14 +587,30 @@ impl CustomOp3 for ConvNormOp {
         .contiguous()?;
         grads.insert(0, sum(&dz)?);
         grads.extend([dgamma, dbeta]);
+        let (dx, dw) = self.conv_grads(g, &x, weight, &dz)?;
+        Ok((dx, dw, Some(Tensor::cat(&grads, 0)?)))
+    }
+}
+
+impl ConvNormOp {
+    /// The gradients of the convolution's input and weight (where tracked) from that of its
+    /// output, `dz`.
+    fn conv_grads(
+        &self,
+        g: Geometry,
+        x: &Tensor,
+        weight: &Tensor,
+        dz: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        // Without a fused ReLU the kernels ignore their third input: `dz` stands in.
         let dx =
-            if x.track_op() { Some(dz.apply_op3_no_bwd(weight, &z, &ConvInputGrad { g, relu: false })?) } else { None };
+            if x.track_op() { Some(dz.apply_op3_no_bwd(weight, dz, &ConvInputGrad { g, relu: false })?) } else { None };
         let dw = if weight.track_op() {
-            Some(dz.apply_op3_no_bwd(&x, &z, &ConvWeightGrad { g, relu: false, bias: false })?)
+            Some(dz.apply_op3_no_bwd(x, dz, &ConvWeightGrad { g, relu: false, bias: false })?)
         } else {
             None
         };
-        Ok((dx, dw, Some(Tensor::cat(&grads, 0)?)))
+        Ok((dx, dw))
     }
 }
 
@@ -942,10 +1006,13 @@ impl CustomOp3 for ConvWeightGrad {
         let size = g.o * rows;
         if direct::suits(g) {
             let total = if self.bias { size + g.o } else { size };
-            let dw = partial_sums((0..g.n).collect(), total, |i, dw, threads| {
-                let span = i * g.o * pixels..(i + 1) * g.o * pixels;
-                let xi = &x[i * g.c * g.h * g.w..(i + 1) * g.c * g.h * g.w];
-                direct::weight_gradient_image(g, xi, &dy[span.clone()], &y[span], self.relu, dw, threads);
+            // Images of fewer than 1024 pixels go several at a time.
+            let per = (1024 / pixels.max(1)).clamp(1, g.n.max(1));
+            let dw = partial_sums((0..g.n).step_by(per).collect(), total, |i0, dw, threads| {
+                let i1 = (i0 + per).min(g.n);
+                let span = i0 * g.o * pixels..i1 * g.o * pixels;
+                let xs = &x[i0 * g.c * g.h * g.w..i1 * g.c * g.h * g.w];
+                direct::weight_gradient_images(g, xs, &dy[span.clone()], &y[span], self.relu, dw, threads);
             });
             let shape = if self.bias { Shape::from(total) } else { Shape::from((g.o, g.c, g.k, g.k)) };
             return Ok((CpuStorage::F32(dw), shape));
@@ -1172,18 +1239,38 @@ mod tests {
         #[test]
         fn wide_rows_equal_direct_loops(
             n in 1usize..3, c in 1usize..5, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
-            stride in 1usize..4, h in 5usize..12, w in 20usize..110, same in any::<bool>(), relu in any::<bool>(),
+            stride in 1usize..4, h in 5usize..12, w in 16usize..110, same in any::<bool>(), relu in any::<bool>(),
             seed in any::<u64>(),
         ) {
-            let (conv, x, weighting) = setup((n, c, o, k, stride, h, w, same), seed);
-            let ours = if relu { conv.forward_relu(&x) } else { conv.forward(&x) }.unwrap();
-            let [y, dx, dw, db] = naive(&conv, &x, &weighting, relu);
-            assert_close("output", &ours, &y)?;
-            let g = (&ours * &weighting).unwrap().sum_all().unwrap().backward().unwrap();
-            assert_close("input gradient", g.get(&x).unwrap(), &dx)?;
-            assert_close("weight gradient", g.get(&conv.weight).unwrap(), &dw)?;
-            assert_close("bias gradient", g.get(&conv.bias).unwrap(), &db)?;
+            direct_loops_agree((n, c, o, k, stride, h, w, same), relu, seed)?;
         }
+
+        /// Rows exactly 16 wide go two at a time through the direct kernel (odd heights
+        /// leave one alone), and their weight gradients several images at a time.
+        #[test]
+        fn sixteen_wide_rows_equal_direct_loops(
+            n in 1usize..7, c in 1usize..4, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
+            h in 5usize..12, same in any::<bool>(), relu in any::<bool>(), seed in any::<u64>(),
+        ) {
+            let w = if same { 16 } else { 15 + k };
+            direct_loops_agree((n, c, o, k, 1, h, w, same), relu, seed)?;
+        }
+    }
+
+    /// The convolution's output and gradients against [`naive`]'s.
+    fn direct_loops_agree(
+        geometry: (usize, usize, usize, usize, usize, usize, usize, bool),
+        relu: bool,
+        seed: u64,
+    ) -> Result<(), TestCaseError> {
+        let (conv, x, weighting) = setup(geometry, seed);
+        let ours = if relu { conv.forward_relu(&x) } else { conv.forward(&x) }.unwrap();
+        let [y, dx, dw, db] = naive(&conv, &x, &weighting, relu);
+        assert_close("output", &ours, &y)?;
+        let g = (&ours * &weighting).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_close("input gradient", g.get(&x).unwrap(), &dx)?;
+        assert_close("weight gradient", g.get(&conv.weight).unwrap(), &dw)?;
+        assert_close("bias gradient", g.get(&conv.bias).unwrap(), &db)
     }
 
     /// Central differences of the weighted output sum agree with the gradients.

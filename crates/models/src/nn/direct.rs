@@ -11,7 +11,7 @@
 //!
 //! The weight gradient uses the same offsets the other way round: a block of 4 output
 //! channels × 6 taps keeps 24 running sums over the output pixels in registers, and
-//! [`weight_gradient_image`] needs neither an im2col matrix nor a transposed copy of it
+//! [`weight_gradient_images`] needs neither an im2col matrix nor a transposed copy of it
 //! (5–8 % less CPU time per training step than the im2col product, one thread).
 
 use rayon::prelude::*;
@@ -162,29 +162,37 @@ pub(crate) fn tap_offset(g: &Geometry, (hp, wp): (usize, usize), t: usize) -> us
     (c * hp + ky) * wp + kx
 }
 
-/// Calls `f` with `xi` padded (see [`pad`]) in this thread's reusable buffer.
+/// Calls `f` with the images of `xs` (each `[c, h, w]`) padded (see [`pad`]) one after
+/// the other in this thread's reusable buffer.
 pub(crate) fn with_padded<R>(
     g: &Geometry,
-    xi: &[f32],
+    xs: &[f32],
     mask: Option<&[f32]>,
     (hp, wp): (usize, usize),
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
+    let fill = |buf: &mut Vec<f32>| {
+        buf.clear();
+        let image = (g.c * g.h * g.w).max(1);
+        for (j, xi) in xs.chunks(image).enumerate() {
+            pad(g, xi, mask.map(|m| &m[j * image..]), hp, wp, buf);
+        }
+    };
     PADDED.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
-            pad(g, xi, mask, hp, wp, &mut buf);
+            fill(&mut buf);
             f(&buf)
         }
         // Re-entered on this thread (a nested parallel call): use a fresh buffer.
         Err(_) => {
             let mut buf = Vec::new();
-            pad(g, xi, mask, hp, wp, &mut buf);
+            fill(&mut buf);
             f(&buf)
         }
     })
 }
 
-/// Output channels × taps per register block of [`weight_gradient_image`].
+/// Output channels × taps per register block of [`weight_gradient_images`].
 const GRAD_ROWS: usize = 4;
 const GRAD_TAPS: usize = 6;
 
@@ -192,30 +200,33 @@ thread_local! {
     static GRADIENT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Adds one image's weight gradient into `dw` (`[o, c·k·k]`, followed by the bias
-/// gradient's `o` values if `dw` holds them) for `g` (as in [`suits`]):
-/// `dw[o, tap] += Σ_p dy[o, p] · x[p + offset(tap)]` over the output pixels `p`, with
-/// `dyi` zeroed where the output `yi` is not positive if `relu`. No im2col matrix: a block
-/// of 4 output channels × 6 taps keeps 24 sums of 16 pixels in registers, loading 4
-/// gradient and 6 input vectors per 24 products. `threads > 1` spreads the channel blocks
-/// over that many rayon tasks.
+/// Adds the weight gradient of the images in `xs` (each `[c, h, w]`, their output
+/// gradients `dys` and outputs `ys` each `[o, ho, wo]`) into `dw` (`[o, c·k·k]`, followed by
+/// the bias gradient's `o` values if `dw` holds them) for `g` (as in [`suits`]):
+/// `dw[o, tap] += Σ_p dy[o, p] · x[p + offset(tap)]` over the output pixels `p` of every
+/// image, with `dy` zeroed where the output `y` is not positive if `relu`. No im2col
+/// matrix: a block of 4 output channels × 6 taps keeps 24 sums of 16 pixels in registers
+/// over all the images, loading 4 gradient and 6 input vectors per 24 products. (Several
+/// small images at once spread the sums' final reduction over more products.) `threads >
+/// 1` spreads the channel blocks over that many rayon tasks.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn weight_gradient_image(
+pub(crate) fn weight_gradient_images(
     g: &Geometry,
-    xi: &[f32],
-    dyi: &[f32],
-    yi: &[f32],
+    xs: &[f32],
+    dys: &[f32],
+    ys: &[f32],
     relu: bool,
     dw: &mut [f32],
     threads: usize,
 ) {
     let (hp, wp) = (g.ho + g.k - 1, g.wo + g.k - 1);
     let (pixels, taps) = (g.ho * g.wo, g.rows());
+    let images = dys.len() / (g.o * pixels).max(1);
     // Tap offsets, padded to whole blocks (the extra taps read valid memory; their sums
     // are dropped).
     let offsets: Vec<usize> =
         (0..taps.next_multiple_of(GRAD_TAPS)).map(|t| if t < taps { tap_offset(g, (hp, wp), t) } else { 0 }).collect();
-    // The (masked) gradient with its channels padded to whole blocks by zero rows.
+    // Each image's (masked) gradient with its channels padded to whole blocks by zero rows.
     let rows = g.o.next_multiple_of(GRAD_ROWS);
     GRADIENT.with(|cell| {
         let mut fresh = Vec::new();
@@ -225,27 +236,32 @@ pub(crate) fn weight_gradient_image(
             Err(_) => &mut fresh,
         };
         grad.clear();
-        if relu {
-            grad.extend(dyi[..g.o * pixels].iter().zip(yi).map(|(&d, &y)| if y > 0.0 { d } else { 0.0 }));
-        } else {
-            grad.extend_from_slice(&dyi[..g.o * pixels]);
-        }
-        grad.resize(rows * pixels, 0.0);
-        // The bias gradient, while the rows are in cache: one sum per output channel.
-        for (db, row) in dw[g.o * taps..].iter_mut().zip(grad.chunks(pixels)) {
-            *db += super::planes::lane_sum(row, None) as f32;
+        for (dyi, yi) in dys.chunks(g.o * pixels).zip(ys.chunks(g.o * pixels)).take(images) {
+            let start = grad.len();
+            if relu {
+                grad.extend(dyi.iter().zip(yi).map(|(&d, &y)| if y > 0.0 { d } else { 0.0 }));
+            } else {
+                grad.extend_from_slice(dyi);
+            }
+            // The bias gradient, while the rows are in cache: one sum per output channel.
+            for (db, row) in dw[g.o * taps..].iter_mut().zip(grad[start..].chunks(pixels)) {
+                *db += super::planes::lane_sum(row, None) as f32;
+            }
+            grad.resize(start + rows * pixels, 0.0);
         }
         let grad = &grad[..];
-        with_padded(g, xi, None, (hp, wp), |xpad| {
+        with_padded(g, &xs[..images * g.c * g.h * g.w], None, (hp, wp), |xpad| {
             let block = |(b, dw): (usize, &mut [f32])| {
                 let r0 = b * GRAD_ROWS;
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F is present (`suits`); the gradient rows `r0..r0 + 4` lie in
-                // `grad` (padded to whole blocks), every tap offset plus a pixel's position
-                // lies in `xpad`, and `dw` holds this block's (up to 4) rows.
+                // SAFETY: AVX-512F is present (`suits`); for each of the `images`, the
+                // gradient rows `r0..r0 + 4` lie in its `rows · pixels` part of `grad`
+                // (padded to whole blocks), every tap offset plus a pixel's position lies
+                // in its `c · hp · wp` part of `xpad`, and `dw` holds this block's (up to
+                // 4) rows.
                 #[allow(unsafe_code)]
                 unsafe {
-                    avx512::weight_rows(g, wp, &grad[r0 * pixels..], xpad, &offsets, taps, dw)
+                    avx512::weight_rows(g, wp, (&grad[r0 * pixels..], rows * pixels), xpad, &offsets, taps, images, dw)
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (r0, dw, grad, xpad);
@@ -317,13 +333,13 @@ unsafe impl Sync for OutPtr {}
 
 /// `xi` (`[c, h, w]`) zero-padded to `[c, hp, wp]` (`top`, `left` before, the rest after),
 /// and zeroed where `mask` is not positive if given; each value written once (zeroing the
-/// whole buffer first cost as much as the copy). Input rows and columns beyond `hp × wp`
-/// (which no tap reaches: valid padding with a stride that does not divide) are left out.
+/// whole buffer first cost as much as the copy), appended to `buf`. Input rows and columns
+/// beyond `hp × wp` (which no tap reaches: valid padding with a stride that does not
+/// divide) are left out.
 fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf: &mut Vec<f32>) {
     let zeros = |buf: &mut Vec<f32>, n: usize| buf.extend(std::iter::repeat_n(0.0, n));
     let (rows, width) = (g.h.min(hp - g.top), g.w.min(wp - g.left));
     let (right, bottom) = (wp - g.left - width, hp - g.top - rows);
-    buf.clear();
     buf.reserve(g.c * hp * wp);
     let plane = g.h * g.w;
     for (ch, src) in xi.chunks(plane).take(g.c).enumerate() {
@@ -377,7 +393,10 @@ pub(super) mod avx512 {
         y: *mut f32,
     ) {
         let (pixels, rows) = (g.ho * g.wo, offsets.len());
-        for oy in oy0..oy1 {
+        // Rows of up to 16 pixels go two at a time, one in each half of the 32 lanes.
+        let pair = g.wo <= 16;
+        let mut oy = oy0;
+        while oy < oy1 {
             let mut r0 = 0;
             while r0 < g.o {
                 let r = ROWS.min(g.o - r0);
@@ -386,12 +405,18 @@ pub(super) mod avx512 {
                 let mut ox0 = 0;
                 while ox0 < g.wo {
                     let w = (g.wo - ox0).min(32);
-                    // SAFETY: the caller's bounds (see `Plan::forward_image`).
+                    // The second 16 lanes: the next 16 pixels of the row, or the next row.
+                    let (masks, second) = if pair {
+                        ((mask(w), if oy + 1 < oy1 { mask(w) } else { 0 }), (wp, g.wo))
+                    } else {
+                        ((mask(w), mask(w.saturating_sub(16))), (16, 16))
+                    };
+                    // SAFETY: the caller's bounds (see `Plan::forward_image`); the second
+                    // row of a pair is inside `oy0..oy1` or masked off.
                     unsafe {
                         let base = xpad.as_ptr().add(oy * wp + ox0);
                         let out = y.add(r0 * pixels + oy * g.wo + ox0);
-                        let args =
-                            (a.as_ptr(), base, offsets, b, e, out, pixels, (mask(w), mask(w.saturating_sub(16))));
+                        let args = (a.as_ptr(), base, offsets, b, e, out, pixels, masks, second);
                         match r {
                             12 => block::<12>(args),
                             11 => block::<11>(args),
@@ -411,43 +436,50 @@ pub(super) mod avx512 {
                 }
                 r0 += r;
             }
+            oy += if pair { 2 } else { 1 };
         }
     }
 
     /// Adds into `dw` (up to `GRAD_ROWS` rows of `taps`) the sums over all output pixels of
-    /// `grad[r]` (rows `pixels` apart) times the padded input at each tap's offset.
+    /// `images` images of `grad[r]` (rows `pixels` apart, images `grad.1` apart) times the
+    /// padded input (images `c · hp · wp` apart) at each tap's offset.
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn weight_rows(
         g: &Geometry,
         wp: usize,
-        grad: &[f32],
+        (grad, grad_image): (&[f32], usize),
         xpad: &[f32],
         offsets: &[usize],
         taps: usize,
+        images: usize,
         dw: &mut [f32],
     ) {
         let (pixels, rows) = (g.ho * g.wo, dw.len() / taps);
+        let padded = g.c * (g.ho + g.k - 1) * wp;
         for (b, chunk) in offsets.chunks_exact(GRAD_TAPS).enumerate() {
             let (t0, off): (usize, [usize; GRAD_TAPS]) = (b * GRAD_TAPS, std::array::from_fn(|t| chunk[t]));
             let mut acc = [[_mm512_setzero_ps(); GRAD_TAPS]; GRAD_ROWS];
-            for oy in 0..g.ho {
-                let mut ox = 0;
-                while ox < g.wo {
-                    let m = mask(g.wo - ox);
-                    // SAFETY: the caller's bounds; masked lanes are not read.
-                    unsafe {
-                        let d = grad.as_ptr().add(oy * g.wo + ox);
-                        let dv: [__m512; GRAD_ROWS] =
-                            std::array::from_fn(|r| _mm512_maskz_loadu_ps(m, d.add(r * pixels)));
-                        let x = xpad.as_ptr().add(oy * wp + ox);
-                        for (t, &o) in off.iter().enumerate() {
-                            let xv = _mm512_maskz_loadu_ps(m, x.add(o));
-                            for (acc, &dv) in acc.iter_mut().zip(&dv) {
-                                acc[t] = _mm512_fmadd_ps(dv, xv, acc[t]);
+            for i in 0..images {
+                for oy in 0..g.ho {
+                    let mut ox = 0;
+                    while ox < g.wo {
+                        let m = mask(g.wo - ox);
+                        // SAFETY: the caller's bounds; masked lanes are not read.
+                        unsafe {
+                            let d = grad.as_ptr().add(i * grad_image + oy * g.wo + ox);
+                            let dv: [__m512; GRAD_ROWS] =
+                                std::array::from_fn(|r| _mm512_maskz_loadu_ps(m, d.add(r * pixels)));
+                            let x = xpad.as_ptr().add(i * padded + oy * wp + ox);
+                            for (t, &o) in off.iter().enumerate() {
+                                let xv = _mm512_maskz_loadu_ps(m, x.add(o));
+                                for (acc, &dv) in acc.iter_mut().zip(&dv) {
+                                    acc[t] = _mm512_fmadd_ps(dv, xv, acc[t]);
+                                }
                             }
                         }
+                        ox += 16;
                     }
-                    ox += 16;
                 }
             }
             for (r, acc) in acc.iter().enumerate().take(rows) {
@@ -503,15 +535,25 @@ pub(super) mod avx512 {
         }
     }
 
-    type Args<'a> =
-        (*const f32, *const f32, &'a [usize], &'a [f32], Epilogue<'a>, *mut f32, usize, (__mmask16, __mmask16));
+    type Args<'a> = (
+        *const f32,
+        *const f32,
+        &'a [usize],
+        &'a [f32],
+        Epilogue<'a>,
+        *mut f32,
+        usize,
+        (__mmask16, __mmask16),
+        (usize, usize),
+    );
 
     /// `R` output channels × up to 32 pixels (lanes in the two masks): packed weights `a`
     /// (`rows` runs of `R`), input pixels at `base + offsets[kk]`, output rows `pixels`
-    /// apart.
+    /// apart; the second 16 lanes `second.0` further in the input and `second.1` in the
+    /// output.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn block<const R: usize>((a, base, offsets, bias, epilogue, out, pixels, (m0, m1)): Args<'_>) {
+    unsafe fn block<const R: usize>((a, base, offsets, bias, epilogue, out, pixels, (m0, m1), (in2, out2)): Args<'_>) {
         let mut acc: [[__m512; 2]; R] = [[_mm512_setzero_ps(); 2]; R];
         for (acc, &b) in acc.iter_mut().zip(bias) {
             *acc = [_mm512_set1_ps(b); 2];
@@ -520,7 +562,7 @@ pub(super) mod avx512 {
         unsafe {
             for (kk, &off) in offsets.iter().enumerate() {
                 let row = base.add(off);
-                let (b0, b1) = (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(16)));
+                let (b0, b1) = (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.add(in2)));
                 let col = a.add(kk * R);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*col.add(r));
@@ -554,7 +596,7 @@ pub(super) mod avx512 {
                 }
                 let o = out.add(r * pixels);
                 _mm512_mask_storeu_ps(o, m0, v0);
-                _mm512_mask_storeu_ps(o.add(16), m1, v1);
+                _mm512_mask_storeu_ps(o.add(out2), m1, v1);
             }
         }
     }

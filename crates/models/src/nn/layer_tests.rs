@@ -122,14 +122,15 @@ proptest! {
         agree(&gradients(&weighted(&a, seed), &[&x]), &gradients(&weighted(&r, seed), &[&x]), 1e-5)?;
     }
 
-    /// In evaluation, the fused layer equals the three layers one after the other: output
-    /// and the gradients of the input and of all six parameters. Rows of 16 and more take
-    /// the direct kernel, narrower ones and strides above 1 the matrix products.
+    /// In evaluation and in training, the fused layer equals the three layers one after the
+    /// other: output, the gradients of the input and of all six parameters, and the running
+    /// statistics. Rows of 16 and more take the direct kernel, narrower ones and strides
+    /// above 1 the matrix products.
     #[test]
     fn fused_conv_prelu_batch_norm_equals_the_three_layers(
         n in 1usize..3, c in 1usize..4, o in 1usize..15, k in prop_oneof![Just(1usize), Just(3)],
         stride in 1usize..3, same in any::<bool>(), h in 3usize..8, w in prop_oneof![3usize..8, 16usize..20],
-        seed in any::<u64>(),
+        train in any::<bool>(), seed in any::<u64>(),
     ) {
         let mut b = Builder::new(seed, &Device::Cpu);
         let padding = if same { Padding::Same } else { Padding::Valid };
@@ -143,23 +144,28 @@ proptest! {
         bn.running_mean.set(&random(&[o], seed ^ 4)).unwrap();
         bn.running_var.set(&(random(&[o], seed ^ 5) + 1.5).unwrap()).unwrap();
         let x = var(&[n, c, h, w], seed);
-        let a = conv_prelu_bn(&x, &conv, &prelu, &bn, Mode::Eval).unwrap();
+        let mode = if train { Mode::Train { seed } } else { Mode::Eval };
         // The layers' own kernels, each tested against candle (whose convolution input
         // gradient is wrong at strides above 1).
-        let r = bn.forward(&prelu.forward(&conv.forward(&x).unwrap()).unwrap(), Mode::Eval).unwrap();
+        let Some((a, r)) = both_runs(&bn, || conv_prelu_bn(&x, &conv, &prelu, &bn, mode), || {
+            bn.forward(&prelu.forward(&conv.forward(&x)?)?, mode)
+        })? else {
+            return Ok(());
+        };
         prop_assert_eq!(a.dims(), r.dims());
         close(&values(&a), &values(&r), 1e-4).map_err(TestCaseError::fail)?;
         let vars = [&x, &conv.weight, &conv.bias, &prelu.slope, &bn.gamma, &bn.beta];
         agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-4)?;
     }
 
-    /// In evaluation, the fused convolution → batch norm → activation equals the two
-    /// layers (the norm's own fused activation): output and all five gradients.
+    /// In evaluation and in training, the fused convolution → batch norm → activation
+    /// equals the two layers (the norm's own fused activation): output, all five gradients
+    /// and the running statistics.
     #[test]
     fn fused_conv_batch_norm_equals_the_two_layers(
         n in 1usize..3, c in 1usize..4, o in 1usize..15, k in prop_oneof![Just(1usize), Just(3)],
         stride in 1usize..3, same in any::<bool>(), h in 3usize..8, w in prop_oneof![3usize..8, 16usize..20],
-        act in activation(), seed in any::<u64>(),
+        act in activation(), train in any::<bool>(), seed in any::<u64>(),
     ) {
         let mut b = Builder::new(seed, &Device::Cpu);
         let padding = if same { Padding::Same } else { Padding::Valid };
@@ -171,8 +177,12 @@ proptest! {
         bn.running_mean.set(&random(&[o], seed ^ 4)).unwrap();
         bn.running_var.set(&(random(&[o], seed ^ 5) + 1.5).unwrap()).unwrap();
         let x = Var::from_tensor(&(random(&[n, c, h, w], seed) * 3.0).unwrap()).unwrap();
-        let a = conv_bn(&x, &conv, &bn, Mode::Eval, act).unwrap();
-        let r = bn.forward_activated(&conv.forward(&x).unwrap(), Mode::Eval, act).unwrap();
+        let mode = if train { Mode::Train { seed } } else { Mode::Eval };
+        let Some((a, r)) = both_runs(&bn, || conv_bn(&x, &conv, &bn, mode, act), || {
+            bn.forward_activated(&conv.forward(&x)?, mode, act)
+        })? else {
+            return Ok(());
+        };
         prop_assert_eq!(a.dims(), r.dims());
         close(&values(&a), &values(&r), 1e-4).map_err(TestCaseError::fail)?;
         let vars = [&x, &conv.weight, &conv.bias, &bn.gamma, &bn.beta];
@@ -289,4 +299,30 @@ fn exp_m1_approximation_is_accurate() {
     }
     assert!(super::planes::exp_m1_nonpositive(f32::NAN).is_nan());
     assert_eq!(super::planes::exp_m1_nonpositive(3.0), 0.0);
+}
+
+/// Runs the fused layer `fused` and the separate layers `separate` from the same running
+/// statistics of `bn`, and checks that both leave the same statistics. `None` where both
+/// fail (a training batch of one value per channel); an error where only one does.
+fn both_runs(
+    bn: &BatchNorm2d,
+    fused: impl FnOnce() -> crate::Result<Tensor>,
+    separate: impl FnOnce() -> crate::Result<Tensor>,
+) -> Result<Option<(Tensor, Tensor)>, TestCaseError> {
+    let running = |bn: &BatchNorm2d| [values(bn.running_mean.as_tensor()), values(bn.running_var.as_tensor())];
+    let start = [bn.running_mean.as_tensor().copy().unwrap(), bn.running_var.as_tensor().copy().unwrap()];
+    let a = fused();
+    let after_fused = running(bn);
+    bn.running_mean.set(&start[0]).unwrap();
+    bn.running_var.set(&start[1]).unwrap();
+    let r = separate();
+    let (a, r) = match (a, r) {
+        (Ok(a), Ok(r)) => (a, r),
+        (Err(_), Err(_)) => return Ok(None),
+        (a, r) => return Err(TestCaseError::fail(format!("fused {:?} but separate {:?}", a.err(), r.err()))),
+    };
+    for (f, s) in after_fused.iter().zip(&running(bn)) {
+        close(f, s, 1e-5).map_err(TestCaseError::fail)?;
+    }
+    Ok(Some((a, r)))
 }

@@ -454,11 +454,14 @@ impl Prelu {
 
 /// Convolution → PReLU → batch normalisation, the layer of the HRTEM encoder-decoder.
 ///
-/// In evaluation on the CPU (f32) this is one op: the convolution kernel applies the PReLU
+/// On the CPU (f32) this is one op. In evaluation the convolution kernel applies the PReLU
 /// and the normalisation (with the running statistics) to its sums before storing them, so
-/// the layer writes one tensor instead of three. Gradients still reach the input and every
-/// parameter (recomputed from the convolution's output when asked for). In training, and on
-/// other devices, the three layers run one after the other.
+/// the layer writes one tensor instead of three; gradients still reach the input and every
+/// parameter (recomputed from the convolution's output when asked for). In training the op
+/// keeps the convolution's output and writes the normalised one (two tensors instead of
+/// three), updates the running statistics as [`BatchNorm2d`] does, and its backward pass
+/// yields the gradients of all six inputs from two passes over the layer's values. On
+/// other devices the three layers run one after the other.
 pub fn conv_prelu_bn(x: &Tensor, conv: &Conv2d, prelu: &Prelu, bn: &BatchNorm2d, mode: Mode) -> Result<Tensor> {
     if let Some(y) = fused_conv_norm(x, conv, Some(prelu), bn, mode, Activation::Identity)? {
         return Ok(y);
@@ -468,9 +471,9 @@ pub fn conv_prelu_bn(x: &Tensor, conv: &Conv2d, prelu: &Prelu, bn: &BatchNorm2d,
 
 /// Convolution → batch normalisation → `activation` (SqueezeNet-like and VGG-like layers).
 ///
-/// In evaluation on the CPU (f32) this is one op, as in [`conv_prelu_bn`]: one tensor
-/// instead of two. In training, and on other devices, the convolution and then
-/// [`BatchNorm2d::forward_activated`].
+/// On the CPU (f32) this is one op, as in [`conv_prelu_bn`], in evaluation (one tensor
+/// instead of two) and in training (one node of the gradient graph instead of two). On
+/// other devices, the convolution and then [`BatchNorm2d::forward_activated`].
 pub fn conv_bn(x: &Tensor, conv: &Conv2d, bn: &BatchNorm2d, mode: Mode, activation: Activation) -> Result<Tensor> {
     if let Some(y) = fused_conv_norm(x, conv, None, bn, mode, activation)? {
         return Ok(y);
@@ -478,8 +481,8 @@ pub fn conv_bn(x: &Tensor, conv: &Conv2d, bn: &BatchNorm2d, mode: Mode, activati
     bn.forward_activated(&conv.forward(x)?, mode, activation)
 }
 
-/// The fused op of [`conv_prelu_bn`] and [`conv_bn`], where it applies (evaluation, f32 on
-/// the CPU), after checking that the layers fit `x` and each other.
+/// The fused op of [`conv_prelu_bn`] and [`conv_bn`], where it applies (f32 on the CPU),
+/// after checking that the layers fit `x` and each other.
 fn fused_conv_norm(
     x: &Tensor,
     conv: &Conv2d,
@@ -505,22 +508,29 @@ fn fused_conv_norm(
         }
     }
     let act = activation.kernel()?;
-    if mode != Mode::Eval || !planes::on_cpu_f32(x) {
+    if !planes::on_cpu_f32(x) {
         return Ok(None);
     }
-    let stats = bn.running_stats()?;
+    let saved = Arc::new(OnceLock::new());
+    let stats = match mode {
+        Mode::Eval => {
+            let stats = bn.running_stats()?;
+            conv::Statistics::Fixed { mean: stats.mean, inv_std: stats.inv_std }
+        }
+        Mode::Train { .. } => conv::Statistics::Batch { eps: bn.eps as f32, saved: saved.clone() },
+    };
     let mut params = vec![conv.bias.as_tensor()];
     params.extend(prelu.map(|p| p.slope.as_tensor()));
     params.extend([bn.gamma.as_tensor(), bn.beta.as_tensor()]);
-    let op = conv::ConvNormOp {
-        stride: conv.stride,
-        pad: conv.padding_of(h, w),
-        mean: stats.mean,
-        inv_std: stats.inv_std,
-        prelu: prelu.is_some(),
-        act,
-    };
-    Ok(Some(x.contiguous()?.apply_op3(conv.weight.as_tensor(), &Tensor::cat(&params, 0)?, op)?))
+    let op = conv::ConvNormOp { stride: conv.stride, pad: conv.padding_of(h, w), stats, prelu: prelu.is_some(), act };
+    let y = x.contiguous()?.apply_op3(conv.weight.as_tensor(), &Tensor::cat(&params, 0)?, op)?;
+    if let Some(norm::Saved { stats, .. }) = saved.get() {
+        let o = stats.mean.len();
+        let mean = Tensor::from_slice(&stats.mean, o, x.device())?;
+        let var = Tensor::from_slice(&stats.unbiased_var, o, x.device())?;
+        bn.update_running(&mean, &var)?;
+    }
+    Ok(Some(y))
 }
 
 /// Batch normalisation of NCHW batches over `[n, h, w]` per channel, with a learnable

@@ -335,3 +335,175 @@ impl CustomOp3 for BatchNormGrad {
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }
+
+/// What a fused convolution → [PReLU →] batch norm → activation keeps from its training
+/// forward pass for its backward pass: the convolution's output `z` (bias included) and the
+/// batch statistics of `prelu(z)`.
+pub(crate) struct Saved {
+    pub(crate) z: Vec<f32>,
+    pub(crate) stats: Stats,
+}
+
+/// PReLU's factor at `z`: 1 above 0, the slope `a` elsewhere, chosen without a branch
+/// (the sign of `z` is a coin flip the CPU cannot predict).
+#[inline]
+fn prelu_factor(z: f32, a: f32) -> f32 {
+    let below = u32::from(z <= 0.0).wrapping_neg();
+    f32::from_bits((a.to_bits() & below) | (1f32.to_bits() & !below))
+}
+
+/// The PReLU slope of channel `ch` (1 without PReLU: the identity).
+fn slope_of(slope: Option<&[f32]>, ch: usize) -> f32 {
+    slope.map_or(1.0, |s| s[ch])
+}
+
+/// `y = act(γ (prelu(z) − μ) / √(σ² + ε) + β)` per channel of `z` (`planes` planes of
+/// `plane` values, `c` channels), with the batch's statistics of `prelu(z)`, which it
+/// returns with `y`. `y` holds `prelu(z)` first, so that the layer allocates nothing else.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn normalise_batch(
+    z: &[f32],
+    (planes, c, plane): (usize, usize, usize),
+    slope: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    act: Act,
+) -> candle_core::Result<(Vec<f32>, Stats)> {
+    if plane == 0 || gamma.len() != c || beta.len() != c || slope.is_some_and(|s| s.len() != c) {
+        candle_core::bail!("batch norm: {c} channels of {plane} values do not fit the layer's parameters")
+    }
+    let mut y = planes::zeros(z.len());
+    y.par_chunks_mut(plane).zip(z.par_chunks(plane)).enumerate().for_each(|(p, (y, z))| match slope {
+        Some(s) => planes::prelu_plane(z, y, s[p % c]),
+        None => y.copy_from_slice(z),
+    });
+    let stats = batch_stats(&y, planes, c, plane, eps)?;
+    y.par_chunks_mut(plane).enumerate().for_each(|(p, y)| {
+        let ch = p % c;
+        let scale = gamma[ch] * stats.inv_std[ch];
+        affine_in_place(y, scale, beta[ch] - stats.mean[ch] * scale, act);
+    });
+    Ok((y, stats))
+}
+
+/// The backward pass of [`normalise_batch`] from the saved `z`: `(y, dy) → [dz, Σ dz,
+/// (dslope,) dγ, dβ]` flattened. With `p = prelu(z)`, `p̂` its normalised value and `g =
+/// dy · act'(y)`: `dβ = Σ g`, `dγ = Σ g p̂`, `dp = γ/σ · (g − dβ/N − p̂ dγ/N)`, `dz = dp`
+/// where `z > 0` and `slope · dp` elsewhere, `dslope = Σ dp · z` over `z ≤ 0`.
+pub(crate) struct ConvNormGrad {
+    pub(crate) saved: Arc<OnceLock<Saved>>,
+    pub(crate) gamma: Vec<f32>,
+    pub(crate) slope: Option<Vec<f32>>,
+    pub(crate) act: Act,
+}
+
+impl candle_core::CustomOp2 for ConvNormGrad {
+    fn name(&self) -> &'static str {
+        "nanoml-conv2d-batch-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let Some(Saved { z, stats: st }) = self.saved.get() else {
+            candle_core::bail!("convolution → batch norm: backward before forward")
+        };
+        let (y, dy) = (contiguous(s1, l1, "batch norm output")?, contiguous(s2, l2, "batch norm gradient")?);
+        let (n, c, h, w) = l1.shape().dims4()?;
+        let plane = h * w;
+        if st.mean.len() != c || self.gamma.len() != c || z.len() != y.len() || dy.len() != y.len() || plane == 0 {
+            candle_core::bail!("convolution → batch norm gradient: sizes do not match an output of {:?}", l1.dims())
+        }
+        let (act, slope, gamma) = (self.act, self.slope.as_deref(), &self.gamma);
+        let total = |l: [f32; 8]| l.iter().map(|&v| f64::from(v)).sum::<f64>();
+        // Per plane: Σ g and Σ g p̂, in 8 f32 lanes each (the remainder in lane 0).
+        let sums: Vec<(f64, f64)> = z
+            .par_chunks(plane)
+            .zip(y.par_chunks(plane).zip(dy.par_chunks(plane)))
+            .enumerate()
+            .map(|(p, (z, (y, dy)))| {
+                let ch = p % c;
+                let (m, inv, a) = (st.mean[ch], st.inv_std[ch], slope_of(slope, ch));
+                let (mut sg, mut sgp) = ([0f32; 8], [0f32; 8]);
+                with_activation!(act, |_f, d| {
+                    let mut step = |j: usize, z: f32, y: f32, dy: f32| {
+                        let g = dy * d(y);
+                        let p = prelu_factor(z, a) * z;
+                        sg[j] += g;
+                        sgp[j] += g * (p - m) * inv;
+                    };
+                    let (z8, y8, dy8) = (z.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
+                    let rest = z8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
+                    for ((z, y), dy) in z8.zip(y8).zip(dy8) {
+                        for j in 0..8 {
+                            step(j, z[j], y[j], dy[j]);
+                        }
+                    }
+                    rest.for_each(|((&z, &y), &dy)| step(0, z, y, dy));
+                });
+                (total(sg), total(sgp))
+            })
+            .collect();
+        let parts = if slope.is_some() { 4 } else { 3 };
+        let mut out = planes::zeros(y.len() + parts * c);
+        let (dz, params) = out.split_at_mut(y.len());
+        let (dgamma, dbeta) = (ch_sums(&sums, n, c, |s| s.1), ch_sums(&sums, n, c, |s| s.0));
+        let count = (n * plane) as f32;
+        // Per plane: Σ dz and Σ dp · z over z ≤ 0, while writing dz.
+        let more: Vec<(f64, f64)> = dz
+            .par_chunks_mut(plane)
+            .zip(z.par_chunks(plane).zip(y.par_chunks(plane).zip(dy.par_chunks(plane))))
+            .enumerate()
+            .map(|(p, (dz, (z, (y, dy))))| {
+                let ch = p % c;
+                let (m, inv, a) = (st.mean[ch], st.inv_std[ch], slope_of(slope, ch));
+                let (k, mean_g, mean_gp) = (gamma[ch] * inv, dbeta[ch] as f32 / count, dgamma[ch] as f32 / count);
+                let (mut sdz, mut sslope) = ([0f32; 8], [0f32; 8]);
+                with_activation!(act, |_f, d| {
+                    let mut step = |j: usize, dz: &mut f32, z: f32, y: f32, dy: f32| {
+                        let g = dy * d(y);
+                        let f = prelu_factor(z, a);
+                        let dp = k * (g - mean_g - (f * z - m) * inv * mean_gp);
+                        *dz = f * dp;
+                        sdz[j] += *dz;
+                        // `dp · z` where `z ≤ 0`, else 0 (NaN where `z` is NaN).
+                        sslope[j] += if z > 0.0 { 0.0 } else { dp * z };
+                    };
+                    let mut dz8 = dz.chunks_exact_mut(8);
+                    let (z8, y8, dy8) = (z.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
+                    let rest = z8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
+                    for (((dz, z), y), dy) in dz8.by_ref().zip(z8).zip(y8).zip(dy8) {
+                        for j in 0..8 {
+                            step(j, &mut dz[j], z[j], y[j], dy[j]);
+                        }
+                    }
+                    for (dz, ((&z, &y), &dy)) in dz8.into_remainder().iter_mut().zip(rest) {
+                        step(0, dz, z, y, dy);
+                    }
+                });
+                (total(sdz), total(sslope))
+            })
+            .collect();
+        let (dbias, dslope) = (ch_sums(&more, n, c, |s| s.0), ch_sums(&more, n, c, |s| s.1));
+        let mut chunks = params.chunks_mut(c);
+        let mut columns = vec![dbias];
+        if slope.is_some() {
+            columns.push(dslope);
+        }
+        columns.extend([dgamma, dbeta]);
+        for (dst, src) in chunks.by_ref().zip(&columns) {
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(y.len() + parts * c)))
+    }
+}
+
+/// Per channel, the sum over the `n` images of `part` of each plane's sums.
+fn ch_sums(sums: &[(f64, f64)], n: usize, c: usize, part: impl Fn(&(f64, f64)) -> f64) -> Vec<f64> {
+    (0..c).map(|ch| (0..n).map(|i| part(&sums[i * c + ch])).sum()).collect()
+}
