@@ -4,8 +4,11 @@
 //! `{"network", "batch", "side", "pass": "forward" | "train", "images_per_s"}`.
 //!
 //! ```text
-//! cargo run --release --example compare_models -- [REPEATS] [--device cpu|cuda|cuda:N|metal] [--only NETWORK]
+//! cargo run --release --example compare_models -- [REPEATS] [--device cpu|cuda|cuda:N|metal] [--only NETWORK] [--default-malloc]
 //! ```
+//!
+//! It calls [`keep_freed_memory`](nanoml::models::keep_freed_memory) first, as programs
+//! that train should, unless `--default-malloc` (glibc's own settings) is given.
 //!
 //! "train" is one optimisation step: forward in training mode, loss, backward, Adam update.
 //!
@@ -222,13 +225,18 @@ fn main() -> Result<()> {
     let mut repeats = 5;
     let mut device = DeviceChoice::Cpu;
     let mut only: Option<String> = None;
+    let mut keep_memory = true;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--device" => device = args.next().context("--device needs a value")?.parse()?,
+            "--default-malloc" => keep_memory = false,
             "--only" => only = Some(args.next().context("--only needs a network name")?),
             n => repeats = n.parse::<usize>().with_context(|| format!("REPEATS must be a count, not {n:?}"))?.max(1),
         }
+    }
+    if keep_memory && !nanoml::models::keep_freed_memory() {
+        eprintln!("note: the C allocator did not take nanoml::models::keep_freed_memory's settings");
     }
     let dev = device.open()?;
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);

@@ -180,6 +180,8 @@ fn panel(screenings: &[Screening], config: &ScreeningConfig, path: &Path) -> Res
 }
 
 fn main() -> Result<()> {
+    // Reuse the networks' freed activations instead of faulting in fresh pages each batch.
+    nanoml::models::keep_freed_memory();
     let mut config = ScreeningConfig::default();
     let mut out = PathBuf::from("target/nanoml-out/screen");
     let mut paths = vec![];

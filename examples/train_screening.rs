@@ -146,6 +146,8 @@ fn denoise(net: &Denoiser, windows: &Array3<f32>) -> Result<Array3<f32>> {
 }
 
 fn main() -> Result<()> {
+    // Reuse the networks' freed activations instead of faulting in fresh pages each batch.
+    nanoml::models::keep_freed_memory();
     let args = parse()?;
     let config = match args.config.as_str() {
         "small" => ClassifierConfig::small(),

@@ -21,12 +21,23 @@ Networks (nanoml's layer-for-layer twins; see crates/models/src/{classifier,deno
 "forward" is inference (eval mode, no gradients); "train" is one step: forward in train
 mode, loss (cross-entropy / BCE with logits), backward, Adam. The ratio is nanoml's
 images/s over PyTorch's (above 1: nanoml is faster).
+
+Both sides run with the same C allocator settings: nanoml's compare_models calls
+nanoml::models::keep_freed_memory() (glibc keeps freed memory for reuse instead of
+faulting in fresh pages every step), and this script re-runs itself with the same settings
+in GLIBC_TUNABLES for PyTorch. --default-malloc runs both with glibc's defaults instead.
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+
+# nanoml::models::memory::GLIBC_TUNABLES, the settings of keep_freed_memory().
+TUNABLES = "glibc.malloc.trim_threshold=2147483647:glibc.malloc.mmap_threshold=33554432"
+if "--default-malloc" not in sys.argv and os.environ.get("GLIBC_TUNABLES") != TUNABLES:
+    # glibc reads its tunables when a process starts: run again with them.
+    os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, GLIBC_TUNABLES=TUNABLES))
 
 import numpy as np
 import torch
@@ -178,6 +189,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", choices=sorted(NETWORKS), help="time one network")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="glibc's default allocator settings on both sides (see above)")
     args = ap.parse_args()
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
     torch.set_num_threads(threads)
@@ -185,6 +198,8 @@ def main():
     cmd = ["cargo", "run", "--quiet", "--release", "--example", "compare_models", "--", str(args.repeats)]
     if args.only:
         cmd += ["--only", args.only]
+    if args.default_malloc:
+        cmd += ["--default-malloc"]
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     ours_rounds, theirs_rounds = [], []
     for _ in range(args.rounds):
@@ -194,7 +209,8 @@ def main():
     ours = {k: float(np.median([r[k] for r in ours_rounds])) for k in ours_rounds[0]}
     theirs = {k: float(np.median([r[k] for r in theirs_rounds])) for k in theirs_rounds[0]}
     print(f"PyTorch {torch.__version__} (CPU), {threads} threads; nanoml on candle 0.11 (CPU); "
-          f"medians of {args.repeats} calls, median over {args.rounds} alternating rounds")
+          f"medians of {args.repeats} calls, median over {args.rounds} alternating rounds; "
+          f"allocator: {'glibc defaults' if args.default_malloc else 'GLIBC_TUNABLES=' + TUNABLES + ' on both sides'}")
     print(f"{'network':<18} {'pass':<8} {'nanoml img/s':>13} {'PyTorch img/s':>14} {'ratio':>7}")
     lines = []
     for (name, kind), rate in ours.items():

@@ -25,6 +25,7 @@ pub mod classifier;
 pub mod denoiser;
 pub mod device;
 mod error;
+pub mod memory;
 pub mod metrics;
 pub mod nn;
 pub mod optim;
@@ -37,6 +38,7 @@ pub use classifier::{Classifier, ClassifierConfig};
 pub use denoiser::{Denoiser, DenoiserConfig};
 pub use device::DeviceChoice;
 pub use error::{Error, Result};
+pub use memory::keep_freed_memory;
 
 /// A network: named parameters and a forward pass.
 pub trait Network {
