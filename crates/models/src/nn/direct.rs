@@ -74,6 +74,15 @@ impl Epilogue<'_> {
             Epilogue::Identity => {}
             Epilogue::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
             Epilogue::Affine { slope, scale, shift, act } => {
+                #[cfg(target_arch = "x86_64")]
+                if available() {
+                    // SAFETY: AVX-512F is present.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        avx512::affine_values(values, slope.map(|s| s[ch]), scale[ch], shift[ch], act)
+                    };
+                    return;
+                }
                 if let Some(slope) = slope {
                     let a = slope[ch];
                     values.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { a * *v });
@@ -521,6 +530,35 @@ pub(super) mod avx512 {
         _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(z, _mm512_setzero_ps()), below, z)
     }
 
+    /// PReLU with slope `a` if given, then `act(scale · v + shift)`, on 16 lanes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn affine(mut v: __m512, a: Option<f32>, scale: f32, shift: f32, act: Act) -> __m512 {
+        if let Some(a) = a {
+            let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps());
+            v = _mm512_mask_mul_ps(v, below, v, _mm512_set1_ps(a));
+        }
+        let z = _mm512_fmadd_ps(v, _mm512_set1_ps(scale), _mm512_set1_ps(shift));
+        match act {
+            Act::Identity => z,
+            Act::Relu => _mm512_max_ps(z, _mm512_setzero_ps()),
+            Act::Elu(alpha) => elu(z, alpha),
+        }
+    }
+
+    /// [`affine`] on every value, 16 at a time (the tail masked).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn affine_values(values: &mut [f32], a: Option<f32>, scale: f32, shift: f32, act: Act) {
+        for q in (0..values.len()).step_by(16) {
+            let m = mask(values.len() - q);
+            // SAFETY: masked lanes are neither read nor written; the rest lie in `values`.
+            unsafe {
+                let p = values.as_mut_ptr().add(q);
+                _mm512_mask_storeu_ps(p, m, affine(_mm512_maskz_loadu_ps(m, p), a, scale, shift, act));
+            }
+        }
+    }
+
     /// `dst[q] = src[at[q]]`, 16 at a time (the tail masked).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gather(src: &[f32], at: &[u32], dst: &mut [f32]) {
@@ -578,20 +616,8 @@ pub(super) mod avx512 {
                         (v0, v1) = (_mm512_max_ps(v0, _mm512_setzero_ps()), _mm512_max_ps(v1, _mm512_setzero_ps()));
                     }
                     Epilogue::Affine { slope, scale, shift, act } => {
-                        let (s, t) = (_mm512_set1_ps(scale[r]), _mm512_set1_ps(shift[r]));
-                        let f = |mut v: __m512| {
-                            if let Some(slope) = slope {
-                                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, _mm512_setzero_ps());
-                                v = _mm512_mask_mul_ps(v, below, v, _mm512_set1_ps(slope[r]));
-                            }
-                            let z = _mm512_fmadd_ps(v, s, t);
-                            match act {
-                                Act::Identity => z,
-                                Act::Relu => _mm512_max_ps(z, _mm512_setzero_ps()),
-                                Act::Elu(alpha) => elu(z, alpha),
-                            }
-                        };
-                        (v0, v1) = (f(v0), f(v1));
+                        let a = slope.map(|s| s[r]);
+                        (v0, v1) = (affine(v0, a, scale[r], shift[r], act), affine(v1, a, scale[r], shift[r], act));
                     }
                 }
                 let o = out.add(r * pixels);
