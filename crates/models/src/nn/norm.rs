@@ -370,7 +370,7 @@ pub(crate) fn normalise_batch(
     eps: f32,
     act: Act,
 ) -> candle_core::Result<(Vec<f32>, Stats)> {
-    if plane == 0 || gamma.len() != c || beta.len() != c || slope.is_some_and(|s| s.len() != c) {
+    if plane == 0 || c == 0 || gamma.len() != c || beta.len() != c || slope.is_some_and(|s| s.len() != c) {
         candle_core::bail!("batch norm: {c} channels of {plane} values do not fit the layer's parameters")
     }
     let mut y = planes::zeros(z.len());
@@ -416,7 +416,7 @@ impl candle_core::CustomOp2 for ConvNormGrad {
         let (y, dy) = (contiguous(s1, l1, "batch norm output")?, contiguous(s2, l2, "batch norm gradient")?);
         let (n, c, h, w) = l1.shape().dims4()?;
         let plane = h * w;
-        if st.mean.len() != c || self.gamma.len() != c || z.len() != y.len() || dy.len() != y.len() || plane == 0 {
+        if st.mean.len() != c || self.gamma.len() != c || z.len() != y.len() || dy.len() != y.len() || plane * c == 0 {
             candle_core::bail!("convolution → batch norm gradient: sizes do not match an output of {:?}", l1.dims())
         }
         let (act, slope, gamma) = (self.act, self.slope.as_deref(), &self.gamma);
@@ -490,13 +490,12 @@ impl candle_core::CustomOp2 for ConvNormGrad {
             })
             .collect();
         let (dbias, dslope) = (ch_sums(&more, n, c, |s| s.0), ch_sums(&more, n, c, |s| s.1));
-        let mut chunks = params.chunks_mut(c);
         let mut columns = vec![dbias];
         if slope.is_some() {
             columns.push(dslope);
         }
         columns.extend([dgamma, dbeta]);
-        for (dst, src) in chunks.by_ref().zip(&columns) {
+        for (dst, src) in params.chunks_mut(c).zip(&columns) {
             dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
         }
         Ok((CpuStorage::F32(out), Shape::from(y.len() + parts * c)))
