@@ -82,6 +82,35 @@ pub(crate) fn affine_in_place(values: &mut [f32], scale: f32, shift: f32, act: A
     with_activation!(act, |f, _d| values.iter_mut().for_each(|v| *v = f(*v * scale + shift)));
 }
 
+/// `y ← act(γ (x − μ) / √(σ² + ε) + β)` per plane of `y` (`plane` values, channel = plane
+/// index mod `c`), from `x` (`None`: `y` in place), with the statistics `stats`.
+#[allow(clippy::too_many_arguments)]
+fn normalise_planes(
+    x: Option<&[f32]>,
+    y: &mut [f32],
+    (c, plane): (usize, usize),
+    gamma: &[f32],
+    beta: &[f32],
+    stats: &Stats,
+    act: Act,
+) {
+    let coefficients = |p: usize| {
+        let ch = p % c;
+        let scale = gamma[ch] * stats.inv_std[ch];
+        (scale, beta[ch] - stats.mean[ch] * scale)
+    };
+    match x {
+        None => y.par_chunks_mut(plane).enumerate().for_each(|(p, y)| {
+            let (scale, shift) = coefficients(p);
+            affine_in_place(y, scale, shift, act);
+        }),
+        Some(x) => y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
+            let (scale, shift) = coefficients(p);
+            with_activation!(act, |f, _d| y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x * scale + shift)));
+        }),
+    }
+}
+
 /// Per-channel statistics: the mean and `1 / √(var + ε)`, and (from a batch) the unbiased
 /// variance for the running average.
 #[derive(Clone, Debug, Default)]
@@ -203,17 +232,7 @@ impl CustomOp3 for BatchNorm {
         if stats.mean.len() != c {
             candle_core::bail!("batch norm: statistics for {} channels, input has {c}", stats.mean.len())
         }
-        let act = self.act;
-        y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
-            let ch = p % c;
-            let scale = gamma[ch] * stats.inv_std[ch];
-            let shift = beta[ch] - stats.mean[ch] * scale;
-            with_activation!(act, |f, _d| {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = f(x * scale + shift);
-                }
-            });
-        });
+        normalise_planes(Some(x), &mut y, (c, plane), gamma, beta, stats, self.act);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -359,7 +378,8 @@ fn slope_of(slope: Option<&[f32]>, ch: usize) -> f32 {
 
 /// `y = act(γ (prelu(z) − μ) / √(σ² + ε) + β)` per channel of `z` (`planes` planes of
 /// `plane` values, `c` channels), with the batch's statistics of `prelu(z)`, which it
-/// returns with `y`. `y` holds `prelu(z)` first, so that the layer allocates nothing else.
+/// returns with `y`. With PReLU, `y` holds `prelu(z)` first, so that the layer allocates
+/// nothing else; without, the statistics come from `z` and `y` is written once.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn normalise_batch(
     z: &[f32],
@@ -374,16 +394,21 @@ pub(crate) fn normalise_batch(
         candle_core::bail!("batch norm: {c} channels of {plane} values do not fit the layer's parameters")
     }
     let mut y = planes::zeros(z.len());
-    y.par_chunks_mut(plane).zip(z.par_chunks(plane)).enumerate().for_each(|(p, (y, z))| match slope {
-        Some(s) => planes::prelu_plane(z, y, s[p % c]),
-        None => y.copy_from_slice(z),
-    });
-    let stats = batch_stats(&y, planes, c, plane, eps)?;
-    y.par_chunks_mut(plane).enumerate().for_each(|(p, y)| {
-        let ch = p % c;
-        let scale = gamma[ch] * stats.inv_std[ch];
-        affine_in_place(y, scale, beta[ch] - stats.mean[ch] * scale, act);
-    });
+    let stats = match slope {
+        Some(s) => {
+            y.par_chunks_mut(plane).zip(z.par_chunks(plane)).enumerate().for_each(|(p, (y, z))| {
+                planes::prelu_plane(z, y, s[p % c]);
+            });
+            let stats = batch_stats(&y, planes, c, plane, eps)?;
+            normalise_planes(None, &mut y, (c, plane), gamma, beta, &stats, act);
+            stats
+        }
+        None => {
+            let stats = batch_stats(z, planes, c, plane, eps)?;
+            normalise_planes(Some(z), &mut y, (c, plane), gamma, beta, &stats, act);
+            stats
+        }
+    };
     Ok((y, stats))
 }
 
