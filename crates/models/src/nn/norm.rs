@@ -176,9 +176,10 @@ fn batch_stats(x: &[f32], planes: usize, c: usize, plane: usize, eps: f32) -> ca
     }
     let shift: Vec<f32> = (0..c).map(|ch| x[ch * plane]).collect();
     let sums: Vec<(f64, f64)> = x.par_chunks(plane).enumerate().map(|(p, v)| shifted_sums(v, shift[p % c])).collect();
+    let (sum1, sum2) = (ch_sums(&sums, planes / c, c, |s| s.0), ch_sums(&sums, planes / c, c, |s| s.1));
     let mut stats = Stats::default();
     for ch in 0..c {
-        let (s1, s2) = (0..planes / c).map(|i| sums[i * c + ch]).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        let (s1, s2) = (sum1[ch], sum2[ch]);
         let m = s1 / count as f64;
         let var = (s2 / count as f64 - m * m).max(0.0);
         stats.mean.push((f64::from(shift[ch]) + m) as f32);
@@ -329,11 +330,8 @@ impl CustomOp3 for BatchNormGrad {
             .collect();
         let (dx, rest) = out.split_at_mut(y.len());
         let (dgamma, dbeta) = rest.split_at_mut(c);
-        for ch in 0..c {
-            let (sg, sgz) = (0..n).map(|i| sums[i * c + ch]).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-            dbeta[ch] = sg as f32;
-            dgamma[ch] = sgz as f32;
-        }
+        store(dgamma, &ch_sums(&sums, n, c, |s| s.1));
+        store(dbeta, &ch_sums(&sums, n, c, |s| s.0));
         let count = (n * plane) as f32;
         let batch = self.batch;
         dx.par_chunks_mut(plane)
@@ -361,14 +359,6 @@ impl CustomOp3 for BatchNormGrad {
 pub(crate) struct Saved {
     pub(crate) z: Vec<f32>,
     pub(crate) stats: Stats,
-}
-
-/// PReLU's factor at `z`: 1 above 0, the slope `a` elsewhere, chosen without a branch
-/// (the sign of `z` is a coin flip the CPU cannot predict).
-#[inline]
-fn prelu_factor(z: f32, a: f32) -> f32 {
-    let below = u32::from(z <= 0.0).wrapping_neg();
-    f32::from_bits((a.to_bits() & below) | (1f32.to_bits() & !below))
 }
 
 /// The PReLU slope of channel `ch` (1 without PReLU: the identity).
@@ -458,7 +448,7 @@ impl candle_core::CustomOp2 for ConvNormGrad {
                 with_activation!(act, |_f, d| {
                     let mut step = |j: usize, z: f32, y: f32, dy: f32| {
                         let g = dy * d(y);
-                        let p = prelu_factor(z, a) * z;
+                        let p = planes::prelu_factor(z, a) * z;
                         sg[j] += g;
                         sgp[j] += g * (p - m) * inv;
                     };
@@ -492,7 +482,7 @@ impl candle_core::CustomOp2 for ConvNormGrad {
                 with_activation!(act, |_f, d| {
                     let mut step = |j: usize, dz: &mut f32, z: f32, y: f32, dy: f32| {
                         let g = dy * d(y);
-                        let f = prelu_factor(z, a);
+                        let f = planes::prelu_factor(z, a);
                         let dp = k * (g - mean_g - (f * z - m) * inv * mean_gp);
                         *dz = f * dp;
                         sdz[j] += *dz;
@@ -521,7 +511,7 @@ impl candle_core::CustomOp2 for ConvNormGrad {
         }
         columns.extend([dgamma, dbeta]);
         for (dst, src) in params.chunks_mut(c).zip(&columns) {
-            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
+            store(dst, src);
         }
         Ok((CpuStorage::F32(out), Shape::from(y.len() + parts * c)))
     }
@@ -530,4 +520,9 @@ impl candle_core::CustomOp2 for ConvNormGrad {
 /// Per channel, the sum over the `n` images of `part` of each plane's sums.
 fn ch_sums(sums: &[(f64, f64)], n: usize, c: usize, part: impl Fn(&(f64, f64)) -> f64) -> Vec<f64> {
     (0..c).map(|ch| (0..n).map(|i| part(&sums[i * c + ch])).sum()).collect()
+}
+
+/// `dst ← src`, rounded to f32.
+fn store(dst: &mut [f32], src: &[f64]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
 }

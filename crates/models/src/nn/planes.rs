@@ -328,13 +328,27 @@ fn prelu_grad_plane(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) -> f64 {
     prelu_grad_plane_portable(x, dy, dx, slope)
 }
 
+/// All bits set where `x ≤ 0`, none elsewhere (NaN included): a mask that selects without
+/// a branch.
+#[inline]
+fn not_above_zero(x: f32) -> u32 {
+    u32::from(x <= 0.0).wrapping_neg()
+}
+
+/// PReLU's factor at `x`: 1 above 0, `slope` elsewhere, chosen without a branch (the sign
+/// of `x` is a coin flip the CPU cannot predict).
+#[inline]
+pub(crate) fn prelu_factor(x: f32, slope: f32) -> f32 {
+    let below = not_above_zero(x);
+    f32::from_bits((slope.to_bits() & below) | (1f32.to_bits() & !below))
+}
+
 /// [`prelu_grad_plane`] without vector instructions: partial sums in 16 lanes (the
 /// remainder goes to lane 0).
 fn prelu_grad_plane_portable(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) -> f64 {
     let step = |dx: &mut f32, x: f32, dy: f32, lane: &mut f32| {
-        let below = u32::from(x <= 0.0).wrapping_neg();
-        *dx = f32::from_bits((slope.to_bits() & below) | (1f32.to_bits() & !below)) * dy;
-        *lane += f32::from_bits((dy * x).to_bits() & below);
+        *dx = prelu_factor(x, slope) * dy;
+        *lane += f32::from_bits((dy * x).to_bits() & not_above_zero(x));
     };
     let mut lanes = [0f32; 16];
     let ((dx16, dx_rest), (x16, x_rest), (dy16, dy_rest)) =
