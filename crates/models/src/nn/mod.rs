@@ -525,10 +525,7 @@ fn fused_conv_norm(
     let op = conv::ConvNormOp { stride: conv.stride, pad: conv.padding_of(h, w), stats, prelu: prelu.is_some(), act };
     let y = x.contiguous()?.apply_op3(conv.weight.as_tensor(), &Tensor::cat(&params, 0)?, op)?;
     if let Some(norm::Saved { stats, .. }) = saved.get() {
-        let o = stats.mean.len();
-        let mean = Tensor::from_slice(&stats.mean, o, x.device())?;
-        let var = Tensor::from_slice(&stats.unbiased_var, o, x.device())?;
-        bn.update_running(&mean, &var)?;
+        bn.update_running_from(stats)?;
     }
     Ok(Some(y))
 }
@@ -603,9 +600,7 @@ impl BatchNorm2d {
         let op = norm::BatchNorm { eps: self.eps as f32, act, source };
         let y = x.contiguous()?.apply_op3(self.gamma.as_tensor(), self.beta.as_tensor(), op)?;
         if let Some(stats) = cell.as_ref().and_then(|c| c.get()) {
-            let mean = Tensor::from_slice(&stats.mean, c, x.device())?;
-            let var = Tensor::from_slice(&stats.unbiased_var, c, x.device())?;
-            self.update_running(&mean, &var)?;
+            self.update_running_from(stats)?;
         }
         Ok(y)
     }
@@ -616,6 +611,15 @@ impl BatchNorm2d {
         let var: Vec<f32> = self.running_var.to_vec1()?;
         let inv_std = var.iter().map(|&v| (1.0 / (f64::from(v) + self.eps).sqrt()) as f32).collect();
         Ok(norm::Stats { mean, inv_std, unbiased_var: var })
+    }
+
+    /// [`update_running`](Self::update_running) from a batch's statistics computed on the
+    /// CPU.
+    fn update_running_from(&self, stats: &norm::Stats) -> Result<()> {
+        let (c, device) = (stats.mean.len(), self.running_mean.device());
+        let mean = Tensor::from_slice(&stats.mean, c, device)?;
+        let var = Tensor::from_slice(&stats.unbiased_var, c, device)?;
+        self.update_running(&mean, &var)
     }
 
     fn update_running(&self, mean: &Tensor, unbiased_var: &Tensor) -> Result<()> {
