@@ -17,6 +17,7 @@
 //! asymmetric) is applied while building `cols`, never by copying the input.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -24,7 +25,7 @@ use rayon::prelude::*;
 
 use super::direct::{self, Epilogue};
 use super::norm::{self, Act};
-use super::planes::{ChannelSum, MaskedChannelSum, contiguous, zeroed, zeros};
+use super::planes::{self, ChannelSum, MaskedChannelSum, contiguous, zeroed, zeros};
 
 /// Shape of one convolution: input `[n, c, h, w]`, weight `[o, c, k, k]`, output
 /// `[n, o, ho, wo]`, with `stride` and zero padding `top`/`left` (bottom and right follow
@@ -388,9 +389,8 @@ impl CustomOp3 for Conv2dOp {
         if bias.len() != g.o {
             candle_core::bail!("convolution: bias has {} values for {} channels", bias.len(), g.o)
         }
-        let mut y = zeros(g.n * g.o * g.pixels());
         let epilogue = if self.relu { Epilogue::Relu } else { Epilogue::Identity };
-        forward(&g, x, weight, bias, epilogue, &mut y);
+        let y = forward(&g, x, weight, bias, epilogue);
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.o, g.ho, g.wo))))
     }
 
@@ -497,8 +497,7 @@ impl CustomOp3 for ConvNormOp {
         let (mean, inv_std) = match &self.stats {
             Statistics::Fixed { mean, inv_std } => (mean, inv_std),
             Statistics::Batch { eps, saved } => {
-                let mut z = zeros(g.n * g.o * g.pixels());
-                forward(&g, x, weight, bias, Epilogue::Identity, &mut z);
+                let z = forward(&g, x, weight, bias, Epilogue::Identity);
                 let (y, stats) =
                     norm::normalise_batch(&z, (g.n * g.o, g.o, g.pixels()), slope, gamma, beta, *eps, self.act)?;
                 if saved.set(norm::Saved { z, stats }).is_err() {
@@ -512,8 +511,7 @@ impl CustomOp3 for ConvNormOp {
         }
         let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(&g, &s)| g * s).collect();
         let shift: Vec<f32> = beta.iter().zip(mean).zip(&scale).map(|((&b, &m), &s)| b - m * s).collect();
-        let mut y = zeros(g.n * g.o * g.pixels());
-        forward(&g, x, weight, bias, Epilogue::Affine { slope, scale: &scale, shift: &shift, act: self.act }, &mut y);
+        let y = forward(&g, x, weight, bias, Epilogue::Affine { slope, scale: &scale, shift: &shift, act: self.act });
         Ok((CpuStorage::F32(y), shape))
     }
 
@@ -614,9 +612,9 @@ impl ConvNormOp {
     }
 }
 
-/// `y = conv(x, weight) + bias` for all images, then `epilogue`.
-fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], epilogue: Epilogue<'_>, y: &mut [f32]) {
-    forward_masked(g, x, None, weight, bias, epilogue, y);
+/// `y = conv(x, weight) + bias` for all images, then `epilogue`: `[n, o, ho, wo]`.
+fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
+    forward_masked(g, x, None, weight, bias, epilogue)
 }
 
 /// [`forward`] of `x` zeroed where `mask` (the same shape) is not positive, one image at a
@@ -628,23 +626,32 @@ fn forward_masked(
     weight: &[f32],
     bias: &[f32],
     epilogue: Epilogue<'_>,
-    y: &mut [f32],
-) {
-    let plan = direct::suits(g).then(|| direct::Plan::new(g, weight));
-    if plan.is_none() && g.group() > 1 {
-        return forward_groups(g, x, mask, weight, bias, epilogue, y);
+) -> Vec<f32> {
+    let (threads, image, len) = (product_threads(g.n), g.c * g.h * g.w, g.n * g.o * g.pixels());
+    let inputs = |i: usize| (&x[i * image..(i + 1) * image], mask.map(|m| &m[i * image..(i + 1) * image]));
+    if direct::suits(g) {
+        let plan = direct::Plan::new(g, weight);
+        let write = |y: &mut [MaybeUninit<f32>]| {
+            for_images(y, g.o * g.pixels(), g.n, |i, yi| {
+                let (xi, mi) = inputs(i);
+                plan.forward_image(g, xi, mi, bias, epilogue, yi, threads);
+            });
+        };
+        // SAFETY: `for_images` hands each image's `o · ho · wo` values to the direct
+        // kernel, which writes every one of them.
+        #[allow(unsafe_code)]
+        return unsafe { planes::written(len, write) };
     }
-    let threads = product_threads(g.n);
-    let image = g.c * g.h * g.w;
-    for_images(y, g.o * g.pixels(), g.n, |i, yi| {
-        let xi = &x[i * image..(i + 1) * image];
-        let mi = mask.map(|m| &m[i * image..(i + 1) * image]);
-        match (&plan, mi) {
-            (Some(plan), _) => plan.forward_image(g, xi, mi, bias, epilogue, yi, threads),
-            (None, None) => forward_image(g, xi, weight, bias, epilogue, yi, threads),
-            (None, Some(m)) => with_masked(xi, m, |buf| forward_image(g, buf, weight, bias, epilogue, yi, threads)),
-        }
+    let mut y = zeros(len);
+    if g.group() > 1 {
+        forward_groups(g, x, mask, weight, bias, epilogue, &mut y);
+        return y;
+    }
+    for_images(&mut y, g.o * g.pixels(), g.n, |i, yi| match inputs(i) {
+        (xi, None) => forward_image(g, xi, weight, bias, epilogue, yi, threads),
+        (xi, Some(m)) => with_masked(xi, m, |buf| forward_image(g, buf, weight, bias, epilogue, yi, threads)),
     });
+    y
 }
 
 /// Calls `f` with `x` zeroed where `mask` (the same length) is not positive, in this
@@ -882,9 +889,7 @@ impl CustomOp3 for ConvInputGrad {
         let (dy, weight) =
             (contiguous(dys, dyl, "convolution output gradient")?, contiguous(ws, wl, "convolution weight")?);
         if let Some((gt, flipped)) = transposed(g, weight) {
-            // The forward kernel writes every output (the zero bias first).
-            let mut dx = zeros(g.n * g.c * g.h * g.w);
-            forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], Epilogue::Identity, &mut dx);
+            let dx = forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], Epilogue::Identity);
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         // Added into below.

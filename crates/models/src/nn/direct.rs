@@ -14,6 +14,8 @@
 //! [`weight_gradient_images`] needs neither an im2col matrix nor a transposed copy of it
 //! (5–8 % less CPU time per training step than the im2col product, one thread).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::conv::Geometry;
@@ -126,7 +128,8 @@ impl Plan {
 
     /// `yi = conv(xi, weight) + bias`, then `epilogue`, for one image, with `xi`
     /// zeroed where `mask` (its shape) is not positive, if given. `threads > 1` splits the
-    /// output rows over that many rayon tasks.
+    /// output rows over that many rayon tasks. Every value of `yi` (`[o, ho, wo]`) is
+    /// written, so it need not be initialised.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_image(
         &self,
@@ -135,11 +138,11 @@ impl Plan {
         mask: Option<&[f32]>,
         bias: &[f32],
         epilogue: Epilogue<'_>,
-        yi: &mut [f32],
+        yi: &mut [MaybeUninit<f32>],
         threads: usize,
     ) {
         let (hp, wp, packed, offsets) = (self.hp, self.wp, &self.packed, &self.offsets);
-        let out = OutPtr(yi.as_mut_ptr());
+        let out = OutPtr(yi.as_mut_ptr().cast());
         let run = |xpad: &[f32]| {
             let task = |(oy0, oy1): (usize, usize)| {
                 #[cfg(target_arch = "x86_64")]

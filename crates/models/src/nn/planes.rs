@@ -9,6 +9,8 @@
 //! Ties follow PyTorch: max pooling sends the gradient to the first maximum of a window
 //! (candle sends it to every tied one), and ReLU's gradient is 0 at 0.
 
+use std::mem::MaybeUninit;
+
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -39,6 +41,24 @@ pub(crate) fn zeroed(n: usize) -> Vec<f32> {
 pub(crate) fn zeros(n: usize) -> Vec<f32> {
     let v = vec![0f32; n];
     advise_huge_pages(&v);
+    v
+}
+
+/// `n` values that `write` sets, without zeroing them first: for outputs of kernels that
+/// write every value through raw pointers. Zeroing first cost a pass over the output per
+/// call (`calloc` must clear reused heap memory): 6 % of skip_fcn's inference.
+///
+/// # Safety
+///
+/// `write` must initialise all `n` values of the slice it is given.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn written(n: usize, write: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    advise_huge_pages(&v);
+    write(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the capacity is at least `n`, and the caller guarantees that `write`
+    // initialised the first `n` values.
+    unsafe { v.set_len(n) };
     v
 }
 
