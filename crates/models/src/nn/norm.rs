@@ -7,6 +7,7 @@
 //! sums for the statistics, then the output) and the backward three times (the two
 //! per-channel sums, then the input gradient), parallel over `[n, c]` planes.
 
+use std::mem::MaybeUninit;
 use std::sync::{Arc, OnceLock};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -82,33 +83,28 @@ pub(crate) fn affine_in_place(values: &mut [f32], scale: f32, shift: f32, act: A
     with_activation!(act, |f, _d| values.iter_mut().for_each(|v| *v = f(*v * scale + shift)));
 }
 
-/// `y ← act(γ (x − μ) / √(σ² + ε) + β)` per plane of `y` (`plane` values, channel = plane
-/// index mod `c`), from `x` (`None`: `y` in place), with the statistics `stats`.
+/// `y ← act(γ (p − μ) / √(σ² + ε) + β)` with `p = prelu(x)` (`x` itself without `slope`)
+/// per plane (`plane` values, channel = plane index mod `c`), with the statistics `stats`.
+/// Writes every value of `y` where `y` and `x` have the same length.
 #[allow(clippy::too_many_arguments)]
 fn normalise_planes(
-    x: Option<&[f32]>,
-    y: &mut [f32],
+    x: &[f32],
+    y: &mut [MaybeUninit<f32>],
     (c, plane): (usize, usize),
+    slope: Option<&[f32]>,
     gamma: &[f32],
     beta: &[f32],
     stats: &Stats,
     act: Act,
 ) {
-    let coefficients = |p: usize| {
+    y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
         let ch = p % c;
         let scale = gamma[ch] * stats.inv_std[ch];
-        (scale, beta[ch] - stats.mean[ch] * scale)
-    };
-    match x {
-        None => y.par_chunks_mut(plane).enumerate().for_each(|(p, y)| {
-            let (scale, shift) = coefficients(p);
-            affine_in_place(y, scale, shift, act);
-        }),
-        Some(x) => y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(p, (y, x))| {
-            let (scale, shift) = coefficients(p);
-            with_activation!(act, |f, _d| y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(x * scale + shift)));
-        }),
-    }
+        let (shift, a) = (beta[ch] - stats.mean[ch] * scale, slope_of(slope, ch));
+        with_activation!(act, |f, _d| y.iter_mut().zip(x).for_each(|(y, &x)| {
+            y.write(f(planes::prelu_factor(x, a) * x * scale + shift));
+        }));
+    });
 }
 
 /// Per-channel statistics: the mean and `1 / √(var + ε)`, and (from a batch) the unbiased
@@ -145,37 +141,42 @@ fn geometry(shape: &Shape, gamma: &[f32], beta: &[f32]) -> candle_core::Result<(
     Ok((n * c, c, h * w))
 }
 
-/// Shifted sums `(Σ (x − s), Σ (x − s)²)` of one plane in 8 f32 lanes, added in f64.
-fn shifted_sums(x: &[f32], shift: f32) -> (f64, f64) {
+/// Shifted sums `(Σ (p − s), Σ (p − s)²)` of one plane, `p = prelu(x)` with slope `a` (1:
+/// `x` itself), in 8 f32 lanes, added in f64.
+fn shifted_sums(x: &[f32], shift: f32, a: f32) -> (f64, f64) {
     let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+    let mut step = |j: usize, v: f32| {
+        let d = planes::prelu_factor(v, a) * v - shift;
+        s1[j] += d;
+        s2[j] += d * d;
+    };
     // Exact chunks, so that the loop vectorises; the remainder goes to lane 0.
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
     for chunk in chunks {
-        for j in 0..8 {
-            let d = chunk[j] - shift;
-            s1[j] += d;
-            s2[j] += d * d;
-        }
+        chunk.iter().enumerate().for_each(|(j, &v)| step(j, v));
     }
-    for &v in rest {
-        let d = v - shift;
-        s1[0] += d;
-        s2[0] += d * d;
-    }
+    rest.iter().for_each(|&v| step(0, v));
     (s1.iter().map(|&v| f64::from(v)).sum(), s2.iter().map(|&v| f64::from(v)).sum())
 }
 
-/// The batch statistics of `x`: per plane, sums shifted by the channel's first value
-/// (which keeps the variance accurate when the mean is large), combined per channel in
-/// f64.
-fn batch_stats(x: &[f32], planes: usize, c: usize, plane: usize, eps: f32) -> candle_core::Result<Stats> {
+/// The batch statistics of `prelu(x)` (`x` itself without `slope`): per plane, sums
+/// shifted by the channel's first value (which keeps the variance accurate when the mean
+/// is large), combined per channel in f64.
+fn batch_stats(
+    x: &[f32],
+    (planes, c, plane): (usize, usize, usize),
+    slope: Option<&[f32]>,
+    eps: f32,
+) -> candle_core::Result<Stats> {
     let count = (planes / c) * plane;
     if count < 2 {
         candle_core::bail!("batch norm in training needs at least 2 values per channel, not {count}")
     }
-    let shift: Vec<f32> = (0..c).map(|ch| x[ch * plane]).collect();
-    let sums: Vec<(f64, f64)> = x.par_chunks(plane).enumerate().map(|(p, v)| shifted_sums(v, shift[p % c])).collect();
+    let shift: Vec<f32> =
+        (0..c).map(|ch| planes::prelu_factor(x[ch * plane], slope_of(slope, ch)) * x[ch * plane]).collect();
+    let sums: Vec<(f64, f64)> =
+        x.par_chunks(plane).enumerate().map(|(p, v)| shifted_sums(v, shift[p % c], slope_of(slope, p % c))).collect();
     let (sum1, sum2) = (ch_sums(&sums, planes / c, c, |s| s.0), ch_sums(&sums, planes / c, c, |s| s.1));
     let mut stats = Stats::default();
     for ch in 0..c {
@@ -218,14 +219,13 @@ impl CustomOp3 for BatchNorm {
         let x = contiguous(s1, l1, "batch norm input")?;
         let (gamma, beta) = (contiguous(s2, l2, "batch norm scale")?, contiguous(s3, l3, "batch norm shift")?);
         let (planes, c, plane) = geometry(l1.shape(), gamma, beta)?;
-        let mut y = planes::zeros(x.len());
         if plane == 0 {
-            return Ok((CpuStorage::F32(y), l1.shape().clone()));
+            return Ok((CpuStorage::F32(Vec::new()), l1.shape().clone()));
         }
         let stats = match &self.source {
             Source::Fixed(s) => s,
             Source::Batch(cell) => {
-                let s = batch_stats(x, planes, c, plane, self.eps)?;
+                let s = batch_stats(x, (planes, c, plane), None, self.eps)?;
                 // A second forward with the same op (never done by the layer) keeps the first statistics.
                 cell.get_or_init(|| s)
             }
@@ -233,7 +233,10 @@ impl CustomOp3 for BatchNorm {
         if stats.mean.len() != c {
             candle_core::bail!("batch norm: statistics for {} channels, input has {c}", stats.mean.len())
         }
-        normalise_planes(Some(x), &mut y, (c, plane), gamma, beta, stats, self.act);
+        let write = |y: &mut [MaybeUninit<f32>]| normalise_planes(x, y, (c, plane), None, gamma, beta, stats, self.act);
+        // SAFETY: `y` is as long as `x`, so `normalise_planes` writes all of it.
+        #[allow(unsafe_code)]
+        let y = unsafe { planes::written(x.len(), write) };
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -368,8 +371,8 @@ fn slope_of(slope: Option<&[f32]>, ch: usize) -> f32 {
 
 /// `y = act(γ (prelu(z) − μ) / √(σ² + ε) + β)` per channel of `z` (`planes` planes of
 /// `plane` values, `c` channels), with the batch's statistics of `prelu(z)`, which it
-/// returns with `y`. With PReLU, `y` holds `prelu(z)` first, so that the layer allocates
-/// nothing else; without, the statistics come from `z` and `y` is written once.
+/// returns with `y`: the statistics from `z` (PReLU applied on the fly), then `y` written
+/// once.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn normalise_batch(
     z: &[f32],
@@ -383,22 +386,11 @@ pub(crate) fn normalise_batch(
     if plane == 0 || c == 0 || gamma.len() != c || beta.len() != c || slope.is_some_and(|s| s.len() != c) {
         candle_core::bail!("batch norm: {c} channels of {plane} values do not fit the layer's parameters")
     }
-    let mut y = planes::zeros(z.len());
-    let stats = match slope {
-        Some(s) => {
-            y.par_chunks_mut(plane).zip(z.par_chunks(plane)).enumerate().for_each(|(p, (y, z))| {
-                planes::prelu_plane(z, y, s[p % c]);
-            });
-            let stats = batch_stats(&y, planes, c, plane, eps)?;
-            normalise_planes(None, &mut y, (c, plane), gamma, beta, &stats, act);
-            stats
-        }
-        None => {
-            let stats = batch_stats(z, planes, c, plane, eps)?;
-            normalise_planes(Some(z), &mut y, (c, plane), gamma, beta, &stats, act);
-            stats
-        }
-    };
+    let stats = batch_stats(z, (planes, c, plane), slope, eps)?;
+    let write = |y: &mut [MaybeUninit<f32>]| normalise_planes(z, y, (c, plane), slope, gamma, beta, &stats, act);
+    // SAFETY: `y` is as long as `z`, so `normalise_planes` writes all of it.
+    #[allow(unsafe_code)]
+    let y = unsafe { planes::written(z.len(), write) };
     Ok((y, stats))
 }
 

@@ -318,7 +318,7 @@ impl CustomOp3 for PreluGrad {
 }
 
 /// One plane of PReLU with slope `slope`: `y = x` where `x > 0`, `slope · x` elsewhere.
-pub(crate) fn prelu_plane(x: &[f32], y: &mut [f32], slope: f32) {
+fn prelu_plane(x: &[f32], y: &mut [f32], slope: f32) {
     #[cfg(target_arch = "x86_64")]
     if super::direct::available() {
         // SAFETY: AVX-512F is present.
