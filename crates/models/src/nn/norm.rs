@@ -296,9 +296,8 @@ impl CustomOp3 for BatchNormGrad {
         let gamma = &self.gamma;
         let plane = h * w;
         let len = y.len() + 2 * c;
-        let mut out = planes::zeros(len);
         if plane == 0 {
-            return Ok((CpuStorage::F32(out), Shape::from(len)));
+            return Ok((CpuStorage::F32(planes::zeros(len)), Shape::from(len)));
         }
         let (act, st) = (self.act, &self.stats);
         // Per plane: Σ g and Σ g z, in 8 f32 lanes each.
@@ -331,27 +330,35 @@ impl CustomOp3 for BatchNormGrad {
                 (total(sg), total(sgz))
             })
             .collect();
-        let (dx, rest) = out.split_at_mut(y.len());
-        let (dgamma, dbeta) = rest.split_at_mut(c);
-        store(dgamma, &ch_sums(&sums, n, c, |s| s.1));
-        store(dbeta, &ch_sums(&sums, n, c, |s| s.0));
+        let (sum_gz, sum_g) = (ch_sums(&sums, n, c, |s| s.1), ch_sums(&sums, n, c, |s| s.0));
         let count = (n * plane) as f32;
         let batch = self.batch;
-        dx.par_chunks_mut(plane)
-            .zip(x.par_chunks(plane).zip(y.par_chunks(plane).zip(dy.par_chunks(plane))))
-            .enumerate()
-            .for_each(|(p, (dx, (x, (y, dy))))| {
-                let ch = p % c;
-                let (m, inv) = (st.mean[ch], st.inv_std[ch]);
-                let k = gamma[ch] * inv;
-                let (mean_g, mean_gz) = if batch { (dbeta[ch] / count, dgamma[ch] / count) } else { (0.0, 0.0) };
-                with_activation!(act, |_f, d| {
-                    for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
-                        let g = dy * d(y);
-                        *dx = k * (g - mean_g - (x - m) * inv * mean_gz);
-                    }
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            let (dx, rest) = out.split_at_mut(y.len());
+            let (dgamma, dbeta) = rest.split_at_mut(c);
+            store(dgamma, &sum_gz);
+            store(dbeta, &sum_g);
+            dx.par_chunks_mut(plane)
+                .zip(x.par_chunks(plane).zip(y.par_chunks(plane).zip(dy.par_chunks(plane))))
+                .enumerate()
+                .for_each(|(p, (dx, (x, (y, dy))))| {
+                    let ch = p % c;
+                    let (m, inv) = (st.mean[ch], st.inv_std[ch]);
+                    let k = gamma[ch] * inv;
+                    let (mean_g, mean_gz) =
+                        if batch { (sum_g[ch] as f32 / count, sum_gz[ch] as f32 / count) } else { (0.0, 0.0) };
+                    with_activation!(act, |_f, d| {
+                        for (((dx, &x), &y), &dy) in dx.iter_mut().zip(x).zip(y).zip(dy) {
+                            let g = dy * d(y);
+                            dx.write(k * (g - mean_g - (x - m) * inv * mean_gz));
+                        }
+                    });
                 });
-            });
+        };
+        // SAFETY: `x`, `y` and `dy` have the same length (checked above), so the planes
+        // cover all of `dx`; `dγ` and `dβ` are `c` values each.
+        #[allow(unsafe_code)]
+        let out = unsafe { planes::written(len, write) };
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }
@@ -457,54 +464,58 @@ impl candle_core::CustomOp2 for ConvNormGrad {
             })
             .collect();
         let parts = if slope.is_some() { 4 } else { 3 };
-        let mut out = planes::zeros(y.len() + parts * c);
-        let (dz, params) = out.split_at_mut(y.len());
         let (dgamma, dbeta) = (ch_sums(&sums, n, c, |s| s.1), ch_sums(&sums, n, c, |s| s.0));
         let count = (n * plane) as f32;
-        // Per plane: Σ dz and Σ dp · z over z ≤ 0, while writing dz.
-        let more: Vec<(f64, f64)> = dz
-            .par_chunks_mut(plane)
-            .zip(z.par_chunks(plane).zip(y.par_chunks(plane).zip(dy.par_chunks(plane))))
-            .enumerate()
-            .map(|(p, (dz, (z, (y, dy))))| {
-                let ch = p % c;
-                let (m, inv, a) = (st.mean[ch], st.inv_std[ch], slope_of(slope, ch));
-                let (k, mean_g, mean_gp) = (gamma[ch] * inv, dbeta[ch] as f32 / count, dgamma[ch] as f32 / count);
-                let (mut sdz, mut sslope) = ([0f32; 8], [0f32; 8]);
-                with_activation!(act, |_f, d| {
-                    let mut step = |j: usize, dz: &mut f32, z: f32, y: f32, dy: f32| {
-                        let g = dy * d(y);
-                        let f = planes::prelu_factor(z, a);
-                        let dp = k * (g - mean_g - (f * z - m) * inv * mean_gp);
-                        *dz = f * dp;
-                        sdz[j] += *dz;
-                        // `dp · z` where `z ≤ 0`, else 0 (NaN where `z` is NaN).
-                        sslope[j] += if z > 0.0 { 0.0 } else { dp * z };
-                    };
-                    let mut dz8 = dz.chunks_exact_mut(8);
-                    let (z8, y8, dy8) = (z.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
-                    let rest = z8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
-                    for (((dz, z), y), dy) in dz8.by_ref().zip(z8).zip(y8).zip(dy8) {
-                        for j in 0..8 {
-                            step(j, &mut dz[j], z[j], y[j], dy[j]);
+        let write = |out: &mut [MaybeUninit<f32>]| {
+            let (dz, params) = out.split_at_mut(y.len());
+            // Per plane: Σ dz and Σ dp · z over z ≤ 0, while writing dz.
+            let more: Vec<(f64, f64)> = dz
+                .par_chunks_mut(plane)
+                .zip(z.par_chunks(plane).zip(y.par_chunks(plane).zip(dy.par_chunks(plane))))
+                .enumerate()
+                .map(|(p, (dz, (z, (y, dy))))| {
+                    let ch = p % c;
+                    let (m, inv, a) = (st.mean[ch], st.inv_std[ch], slope_of(slope, ch));
+                    let (k, mean_g, mean_gp) = (gamma[ch] * inv, dbeta[ch] as f32 / count, dgamma[ch] as f32 / count);
+                    let (mut sdz, mut sslope) = ([0f32; 8], [0f32; 8]);
+                    with_activation!(act, |_f, d| {
+                        let mut step = |j: usize, dz: &mut MaybeUninit<f32>, z: f32, y: f32, dy: f32| {
+                            let g = dy * d(y);
+                            let f = planes::prelu_factor(z, a);
+                            let dp = k * (g - mean_g - (f * z - m) * inv * mean_gp);
+                            sdz[j] += *dz.write(f * dp);
+                            // `dp · z` where `z ≤ 0`, else 0 (NaN where `z` is NaN).
+                            sslope[j] += if z > 0.0 { 0.0 } else { dp * z };
+                        };
+                        let mut dz8 = dz.chunks_exact_mut(8);
+                        let (z8, y8, dy8) = (z.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
+                        let rest = z8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
+                        for (((dz, z), y), dy) in dz8.by_ref().zip(z8).zip(y8).zip(dy8) {
+                            for j in 0..8 {
+                                step(j, &mut dz[j], z[j], y[j], dy[j]);
+                            }
                         }
-                    }
-                    for (dz, ((&z, &y), &dy)) in dz8.into_remainder().iter_mut().zip(rest) {
-                        step(0, dz, z, y, dy);
-                    }
-                });
-                (total(sdz), total(sslope))
-            })
-            .collect();
-        let (dbias, dslope) = (ch_sums(&more, n, c, |s| s.0), ch_sums(&more, n, c, |s| s.1));
-        let mut columns = vec![dbias];
-        if slope.is_some() {
-            columns.push(dslope);
-        }
-        columns.extend([dgamma, dbeta]);
-        for (dst, src) in params.chunks_mut(c).zip(&columns) {
-            store(dst, src);
-        }
+                        for (dz, ((&z, &y), &dy)) in dz8.into_remainder().iter_mut().zip(rest) {
+                            step(0, dz, z, y, dy);
+                        }
+                    });
+                    (total(sdz), total(sslope))
+                })
+                .collect();
+            let (dbias, dslope) = (ch_sums(&more, n, c, |s| s.0), ch_sums(&more, n, c, |s| s.1));
+            let mut columns = vec![dbias];
+            if slope.is_some() {
+                columns.push(dslope);
+            }
+            columns.extend([dgamma, dbeta]);
+            for (dst, src) in params.chunks_mut(c).zip(&columns) {
+                store(dst, src);
+            }
+        };
+        // SAFETY: `z`, `y` and `dy` have the same length (checked above), so the planes
+        // cover all of `dz`; `params` is `parts` columns of `c` values, one per column.
+        #[allow(unsafe_code)]
+        let out = unsafe { planes::written(y.len() + parts * c, write) };
         Ok((CpuStorage::F32(out), Shape::from(y.len() + parts * c)))
     }
 }
@@ -515,6 +526,8 @@ fn ch_sums(sums: &[(f64, f64)], n: usize, c: usize, part: impl Fn(&(f64, f64)) -
 }
 
 /// `dst ← src`, rounded to f32.
-fn store(dst: &mut [f32], src: &[f64]) {
-    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
+fn store(dst: &mut [MaybeUninit<f32>], src: &[f64]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| {
+        d.write(s as f32);
+    });
 }
