@@ -126,7 +126,9 @@ fn with_cols<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     with_buffer(&COLS, len, f)
 }
 
-fn with_buffer<R>(
+/// Runs `f` with the first `len` values of this thread's buffer `key`, grown to `len` if
+/// shorter (its values are whatever the last use left).
+pub(crate) fn with_buffer<R>(
     key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -1093,6 +1095,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::super::{Builder, Conv2d, Padding};
+    use super::direct;
     use candle_core::{DType, Device, Tensor, Var};
     use nanoml_core::Xoshiro256PlusPlus;
     use proptest::prelude::*;
@@ -1245,9 +1248,12 @@ mod tests {
         fn wide_rows_equal_direct_loops(
             n in 1usize..3, c in 1usize..5, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
             stride in 1usize..4, h in 5usize..12, w in 16usize..110, same in any::<bool>(), relu in any::<bool>(),
-            seed in any::<u64>(),
+            seed in any::<u64>(), band in 0usize..5,
         ) {
+            // Bands of 1–4 rows (0: the kernel's own choice, one band at these heights).
+            direct::BAND_ROWS.store(band, Ordering::Relaxed);
             direct_loops_agree((n, c, o, k, stride, h, w, same), relu, seed)?;
+            direct::BAND_ROWS.store(0, Ordering::Relaxed);
         }
 
         /// Rows exactly 16 wide go two at a time through the direct kernel (odd heights
@@ -1255,10 +1261,12 @@ mod tests {
         #[test]
         fn sixteen_wide_rows_equal_direct_loops(
             n in 1usize..7, c in 1usize..4, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
-            h in 5usize..12, same in any::<bool>(), relu in any::<bool>(), seed in any::<u64>(),
+            h in 5usize..12, same in any::<bool>(), relu in any::<bool>(), seed in any::<u64>(), band in 0usize..5,
         ) {
             let w = if same { 16 } else { 15 + k };
+            direct::BAND_ROWS.store(band, Ordering::Relaxed);
             direct_loops_agree((n, c, o, k, 1, h, w, same), relu, seed)?;
+            direct::BAND_ROWS.store(0, Ordering::Relaxed);
         }
     }
 

@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::conv::Geometry;
+use super::conv::{Geometry, with_buffer};
 use super::norm::Act;
 
 /// Output channels per register block.
@@ -97,6 +97,8 @@ impl Epilogue<'_> {
 
 thread_local! {
     static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A band of padded rows of the current thread's image (see [`Plan::forward_image`]).
+    static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The weights and tap offsets of one convolution for [`Plan::forward_image`], made once per
@@ -104,16 +106,44 @@ thread_local! {
 pub(crate) struct Plan {
     /// Weights block by block: each block of `R ≤ 12` output channels as `rows` runs of `R`.
     packed: Vec<f32>,
-    /// Input offset of each tap `(c, ky, kx)` in the padded image.
+    /// Input offset of each tap `(c, ky, kx)` in a band of `band + k − 1` padded rows per
+    /// channel.
     offsets: Vec<usize>,
-    hp: usize,
+    /// Output rows per band.
+    band: usize,
     wp: usize,
 }
+
+/// Output rows per band of [`Plan::forward_image`] for padded rows `wp` wide: all of them
+/// when the padded image is at most twice [`BAND_VALUES`], else the image split evenly into
+/// bands of about that size, at least 4 rows each (so that the `k − 1` rows each band pads
+/// again stay a small part of the copy).
+fn band_rows(g: &Geometry, wp: usize) -> usize {
+    #[cfg(test)]
+    if let n @ 1.. = BAND_ROWS.load(std::sync::atomic::Ordering::Relaxed) {
+        return n;
+    }
+    let row = (g.c * wp).max(1);
+    if row * (g.ho + g.k - 1) <= 2 * BAND_VALUES {
+        return g.ho.max(1);
+    }
+    let most = (BAND_VALUES / row).saturating_sub(g.k - 1).max(4);
+    g.ho.div_ceil(g.ho.div_ceil(most))
+}
+
+/// Tests set the rows per band (0: [`band_rows`]' own choice). Every value must give the
+/// same results, so tests that run at the same time may share it.
+#[cfg(test)]
+pub(crate) static BAND_ROWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Padded values per band of [`Plan::forward_image`]: 512 KiB, which stays in a core's L2
+/// cache while the kernel reads it (each value `o · k` times).
+const BAND_VALUES: usize = 128 << 10;
 
 impl Plan {
     /// The plan for `g` (as in [`suits`]) and its `weight` (`[o, c, k, k]`).
     pub(crate) fn new(g: &Geometry, weight: &[f32]) -> Self {
-        let (hp, wp) = (g.ho + g.k - 1, g.wo + g.k - 1);
+        let wp = g.wo + g.k - 1;
         let rows = g.rows();
         let mut packed = Vec::with_capacity(g.o * rows);
         for r0 in (0..g.o).step_by(ROWS) {
@@ -122,14 +152,19 @@ impl Plan {
                 packed.extend((r0..r0 + r).map(|o| weight[o * rows + kk]));
             }
         }
-        let offsets = (0..rows).map(|t| tap_offset(g, (hp, wp), t)).collect();
-        Plan { packed, offsets, hp, wp }
+        let band = band_rows(g, wp);
+        let offsets = (0..rows).map(|t| tap_offset(g, (band + g.k - 1, wp), t)).collect();
+        Plan { packed, offsets, band, wp }
     }
 
     /// `yi = conv(xi, weight) + bias`, then `epilogue`, for one image, with `xi`
     /// zeroed where `mask` (its shape) is not positive, if given. `threads > 1` splits the
     /// output rows over that many rayon tasks. Every value of `yi` (`[o, ho, wo]`) is
     /// written, so it need not be initialised.
+    ///
+    /// Each task pads its input a band of rows at a time into a buffer that stays in cache,
+    /// and computes the band's output rows from it: padding the whole image first wrote it
+    /// out to memory and read it back (7 % of skip_fcn's inference in the copy alone).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_image(
         &self,
@@ -141,29 +176,36 @@ impl Plan {
         yi: &mut [MaybeUninit<f32>],
         threads: usize,
     ) {
-        let (hp, wp, packed, offsets) = (self.hp, self.wp, &self.packed, &self.offsets);
+        let (wp, band, packed, offsets) = (self.wp, self.band, &self.packed, &self.offsets);
+        let hb = band + g.k - 1;
         let out = OutPtr(yi.as_mut_ptr().cast());
-        let run = |xpad: &[f32]| {
-            let task = |(oy0, oy1): (usize, usize)| {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F is present (`suits`); every address lies in `xpad` (taps
-                // stay inside the padded image), `packed`, or rows `oy0..oy1` of each output
-                // plane, which no other task writes.
-                #[allow(unsafe_code)]
-                unsafe {
-                    avx512::rows(g, (oy0, oy1), xpad, wp, packed, offsets, bias, epilogue, out.get())
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let _ = (oy0, oy1, out);
-            };
-            if threads > 1 {
-                let per = g.ho.div_ceil(threads);
-                (0..threads).into_par_iter().map(|t| (t * per, ((t + 1) * per).min(g.ho))).for_each(task);
-            } else {
-                task((0, g.ho));
-            }
+        let task = |(oy0, oy1): (usize, usize)| {
+            with_buffer(&BAND, g.c * hb * wp, |buf| {
+                for b0 in (oy0..oy1).step_by(band) {
+                    let b1 = (b0 + band).min(oy1);
+                    // Padded rows `b0..b1 + k − 1` feed output rows `b0..b1`.
+                    pad_rows(g, xi, mask, (b0, b1 - b0 + g.k - 1), (hb, wp), buf);
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX-512F is present (`suits`); every address lies in `buf`
+                    // (taps of rows `0..b1 − b0` stay inside the band's `hb` rows per
+                    // channel), `packed`, or rows `b0..b1` of each output plane, which no
+                    // other task writes.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        let y = out.get().add(b0 * g.wo);
+                        avx512::rows(g, (0, b1 - b0), buf, wp, packed, offsets, bias, epilogue, y)
+                    };
+                    #[cfg(not(target_arch = "x86_64"))]
+                    let _ = (b1, out, packed, offsets, bias, epilogue);
+                }
+            })
         };
-        with_padded(g, xi, mask, (hp, wp), run);
+        if threads > 1 {
+            let per = g.ho.div_ceil(threads);
+            (0..threads).into_par_iter().map(|t| (t * per, ((t + 1) * per).min(g.ho))).for_each(task);
+        } else {
+            task((0, g.ho));
+        }
     }
 }
 
@@ -183,24 +225,12 @@ pub(crate) fn with_padded<R>(
     (hp, wp): (usize, usize),
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
-    let fill = |buf: &mut Vec<f32>| {
-        buf.clear();
-        let image = (g.c * g.h * g.w).max(1);
-        for (j, xi) in xs.chunks(image).enumerate() {
-            pad(g, xi, mask.map(|m| &m[j * image..]), hp, wp, buf);
+    let (image, padded) = ((g.c * g.h * g.w).max(1), g.c * hp * wp);
+    with_buffer(&PADDED, xs.len() / image * padded, |buf| {
+        for (j, (xi, dst)) in xs.chunks(image).zip(buf.chunks_mut(padded)).enumerate() {
+            pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, hp), (hp, wp), dst);
         }
-    };
-    PADDED.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            fill(&mut buf);
-            f(&buf)
-        }
-        // Re-entered on this thread (a nested parallel call): use a fresh buffer.
-        Err(_) => {
-            let mut buf = Vec::new();
-            fill(&mut buf);
-            f(&buf)
-        }
+        f(buf)
     })
 }
 
@@ -343,32 +373,42 @@ unsafe impl Send for OutPtr {}
 #[allow(unsafe_code)]
 unsafe impl Sync for OutPtr {}
 
-/// `xi` (`[c, h, w]`) zero-padded to `[c, hp, wp]` (`top`, `left` before, the rest after),
-/// and zeroed where `mask` is not positive if given; each value written once (zeroing the
-/// whole buffer first cost as much as the copy), appended to `buf`. Input rows and columns
-/// beyond `hp × wp` (which no tap reaches: valid padding with a stride that does not
-/// divide) are left out.
-fn pad(g: &Geometry, xi: &[f32], mask: Option<&[f32]>, hp: usize, wp: usize, buf: &mut Vec<f32>) {
-    let zeros = |buf: &mut Vec<f32>, n: usize| buf.extend(std::iter::repeat_n(0.0, n));
-    let (rows, width) = (g.h.min(hp - g.top), g.w.min(wp - g.left));
-    let (right, bottom) = (wp - g.left - width, hp - g.top - rows);
-    buf.reserve(g.c * hp * wp);
+/// Rows `py0..py0 + count` of `xi` (`[c, h, w]`) zero-padded (padded row `py` is input
+/// row `py − top`, padded column `px` input column `px − left`, zeros outside the image),
+/// and zeroed where `mask` is not positive if given, written to the first `count` of every
+/// `hb` rows of `wp` values in `buf` (one run of `hb` rows per channel), each value once.
+/// Input columns beyond `wp` (which no tap reaches: valid padding with a stride that does
+/// not divide) are left out.
+fn pad_rows(
+    g: &Geometry,
+    xi: &[f32],
+    mask: Option<&[f32]>,
+    (py0, count): (usize, usize),
+    (hb, wp): (usize, usize),
+    buf: &mut [f32],
+) {
+    let width = g.w.min(wp.saturating_sub(g.left));
     let plane = g.h * g.w;
-    for (ch, src) in xi.chunks(plane).take(g.c).enumerate() {
-        zeros(buf, g.top * wp + g.left);
-        for (iy, row) in src.chunks(g.w).take(rows).enumerate() {
-            if iy > 0 {
-                zeros(buf, right + g.left);
-            }
+    for (ch, rows) in buf.chunks_mut(hb * wp).take(g.c).enumerate() {
+        for (r, dst) in rows.chunks_mut(wp).take(count).enumerate() {
+            let Some(iy) = (py0 + r).checked_sub(g.top).filter(|&iy| iy < g.h) else {
+                dst.fill(0.0);
+                continue;
+            };
+            let (before, rest) = dst.split_at_mut(g.left.min(wp));
+            let (body, after) = rest.split_at_mut(width);
+            before.fill(0.0);
+            after.fill(0.0);
+            let at = ch * plane + iy * g.w;
             match mask {
-                None => buf.extend_from_slice(&row[..width]),
+                None => body.copy_from_slice(&xi[at..at + width]),
                 Some(m) => {
-                    let m = &m[ch * plane + iy * g.w..][..width];
-                    buf.extend(row.iter().zip(m).map(|(&v, &m)| if m > 0.0 { v } else { 0.0 }));
+                    for ((b, &v), &m) in body.iter_mut().zip(&xi[at..at + width]).zip(&m[at..at + width]) {
+                        *b = if m > 0.0 { v } else { 0.0 };
+                    }
                 }
             }
         }
-        zeros(buf, right + bottom * wp);
     }
 }
 
