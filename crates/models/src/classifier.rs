@@ -188,10 +188,17 @@ impl Network for Classifier {
         let mut x = x.clone();
         let mut salt = 0;
         for block in &self.convs {
-            for conv in block {
-                x = conv.forward_relu(&x)?;
-            }
-            x = dropout(&max_pool2d(&x, 2)?, self.config.block_dropout, mode, salt)?;
+            // The block's last convolution and the pooling are one op.
+            let pooled = match block.split_last() {
+                Some((last, first)) => {
+                    for conv in first {
+                        x = conv.forward_relu(&x)?;
+                    }
+                    last.forward_relu_max_pool(&x, 2)?
+                }
+                None => max_pool2d(&x, 2)?,
+            };
+            x = dropout(&pooled, self.config.block_dropout, mode, salt)?;
             salt += 1;
         }
         x = if self.config.global_pool { global_avg_pool2d(&x)? } else { x.flatten_from(1)? };

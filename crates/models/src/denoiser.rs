@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Builder, Conv2d, Mode, Padding, Params, max_pool2d, upsample_nearest2d};
+use crate::nn::{Builder, Conv2d, Mode, Padding, Params, upsample_nearest2d};
 use crate::{Error, Network, Result};
 
 /// The layers of a [`Denoiser`].
@@ -118,7 +118,7 @@ impl Network for Denoiser {
         }
         let mut x = x.clone();
         for conv in &self.encoder {
-            x = max_pool2d(&conv.forward_relu(&x)?, 2)?;
+            x = conv.forward_relu_max_pool(&x, 2)?;
         }
         for conv in &self.decoder {
             x = upsample_nearest2d(&conv.forward_relu(&x)?, 2)?;

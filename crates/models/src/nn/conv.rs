@@ -429,6 +429,63 @@ impl CustomOp3 for Conv2dOp {
     }
 }
 
+/// A convolution with its fused ReLU, then `k × k` max pooling with stride `k`, as one op:
+/// `(x, weight, bias) → maxpool(relu(conv(x) + bias))`. The convolution's output stays
+/// inside the op for its backward pass instead of becoming a node of candle's gradient
+/// graph, where candle would zero a tensor of its size and add its gradient into it on
+/// every step: three passes over the largest activation of a block.
+pub(crate) struct ConvPoolOp {
+    /// The convolution (`relu` set).
+    pub(crate) conv: Conv2dOp,
+    pub(crate) pool: planes::MaxPool,
+    /// The convolution's output, from the forward pass.
+    pub(crate) saved: OnceLock<Tensor>,
+}
+
+impl CustomOp3 for ConvPoolOp {
+    fn name(&self) -> &'static str {
+        "nanoml-conv2d-relu-max-pool2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (full, shape) = self.conv.cpu_fwd(xs, xl, ws, wl, bs, bl)?;
+        let pooled = candle_core::CustomOp1::cpu_fwd(&self.pool, &full, &Layout::contiguous(&shape))?;
+        let CpuStorage::F32(values) = full else {
+            candle_core::bail!("convolution → max pooling: the convolution's output is not f32")
+        };
+        let full = Tensor::from_vec(values, shape, &candle_core::Device::Cpu)?;
+        if self.saved.set(full).is_err() {
+            candle_core::bail!("convolution → max pooling: the op ran twice")
+        }
+        Ok(pooled)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        pooled: &Tensor,
+        dpooled: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some(full) = self.saved.get() else {
+            candle_core::bail!("convolution → max pooling: backward before forward")
+        };
+        let Some(dfull) = candle_core::CustomOp1::bwd(&self.pool, full, pooled, dpooled)? else {
+            candle_core::bail!("convolution → max pooling: no gradient through the pooling")
+        };
+        self.conv.bwd(x, weight, bias, full, &dfull)
+    }
+}
+
 /// Convolution, optional PReLU, batch normalisation and an activation as one op: `(x,
 /// weight, [bias, (slope,) γ, β]) → act(γ · (prelu(conv(x) + bias) − mean) · inv_std + β)`,
 /// per output channel.

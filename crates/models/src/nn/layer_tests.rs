@@ -189,6 +189,35 @@ proptest! {
         agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-4)?;
     }
 
+    /// The fused convolution → ReLU → max pooling equals the convolution with its ReLU and
+    /// then the pooling layer: output and all three gradients, with windows of 1–3 (odd
+    /// sizes leave rows and columns no window covers) and outputs wide enough for the
+    /// direct kernel or not.
+    #[test]
+    fn fused_conv_relu_max_pool_equals_the_two_layers(
+        n in 1usize..3, c in 1usize..4, o in 1usize..15, k in prop_oneof![Just(1usize), Just(3)],
+        stride in 1usize..3, same in any::<bool>(), h in 3usize..9, w in prop_oneof![3usize..9, 16usize..21],
+        pool in 1usize..4, seed in any::<u64>(),
+    ) {
+        let mut b = Builder::new(seed, &Device::Cpu);
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        let conv = Conv2d::new(&mut b, "conv", c, o, k, stride, padding).unwrap();
+        conv.bias.set(&random(&[o], seed ^ 1)).unwrap();
+        let x = var(&[n, c, h, w], seed);
+        let separate = conv.forward_relu(&x).and_then(|y| max_pool2d(&y, pool));
+        let fused = conv.forward_relu_max_pool(&x, pool);
+        let (a, r) = match (fused, separate) {
+            (Ok(a), Ok(r)) => (a, r),
+            // Windows larger than the convolution's output: both refuse.
+            (Err(_), Err(_)) => return Ok(()),
+            (a, r) => return Err(TestCaseError::fail(format!("fused {:?}, separate {:?}", a.is_ok(), r.is_ok()))),
+        };
+        prop_assert_eq!(a.dims(), r.dims());
+        close(&values(&a), &values(&r), 1e-6).map_err(TestCaseError::fail)?;
+        let vars = [&x, &conv.weight, &conv.bias];
+        agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-5)?;
+    }
+
     /// The separable kernel equals products with the interpolation matrices, both ways.
     #[test]
     fn bilinear_upsampling_equals_matrix_products(

@@ -252,6 +252,26 @@ impl Conv2d {
         self.apply(x, true)
     }
 
+    /// [`forward_relu`](Self::forward_relu) followed by `k × k` max pooling with stride `k`
+    /// ([`max_pool2d`]), fused on the CPU (f32): the convolution's output stays inside the
+    /// op, so that the backward pass does not zero a tensor of its size and add its gradient
+    /// into it (candle's gradient bookkeeping for every tensor in the graph).
+    pub fn forward_relu_max_pool(&self, x: &Tensor, k: usize) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        if k == 0 {
+            return Err(Error::invalid("pooling window", k, "at least 1"));
+        }
+        if !planes::on_cpu_f32(x) {
+            return max_pool2d(&self.forward_relu(x)?, k);
+        }
+        let op = conv::ConvPoolOp {
+            conv: conv::Conv2dOp { stride: self.stride, pad: self.padding_of(h, w), relu: true },
+            pool: planes::MaxPool { k, stride: k },
+            saved: std::sync::OnceLock::new(),
+        };
+        Ok(x.contiguous()?.apply_op3(self.weight.as_tensor(), self.bias.as_tensor(), op)?)
+    }
+
     fn apply(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         if planes::on_cpu_f32(x) {
