@@ -171,10 +171,10 @@ enum Image<'a> {
     /// `[c, h, w]` as it is: each tap's row segments are copied as runs, the padding filled
     /// in around them.
     Plain(&'a [f32]),
-    /// Zero-padded to `[c, hp, wp]`: each tap's values are gathered at a fixed offset. For
-    /// strided or narrow outputs, whose row segments are too short (4 values at 4 × 4) for
-    /// the per-segment bookkeeping of [`Image::Plain`] to pay off.
-    Padded { data: &'a [f32], hp: usize, wp: usize },
+    /// Zero-padded in a [`direct::Layout`]: each tap's values are gathered at a fixed
+    /// offset. For strided or narrow outputs, whose row segments are too short (4 values at
+    /// 4 × 4) for the per-segment bookkeeping of [`Image::Plain`] to pay off.
+    Padded { data: &'a [f32], layout: direct::Layout },
 }
 
 /// Calls `f` with image `xi` (`[c, h, w]`) prepared for [`im2col`]: padded in this thread's
@@ -184,8 +184,8 @@ fn with_image<R>(g: &Geometry, xi: &[f32], f: impl FnOnce(Image<'_>) -> R) -> R 
         return f(Image::Plain(xi));
     }
     // Every tap of every output pixel lies inside.
-    let (hp, wp) = ((g.ho - 1) * g.stride + g.k, (g.wo - 1) * g.stride + g.k);
-    direct::with_padded(g, xi, None, (hp, wp), |data| f(Image::Padded { data, hp, wp }))
+    let layout = direct::Layout::new(g, direct::Layout::rows_for(g, g.ho));
+    direct::with_padded(g, xi, None, &layout, |data| f(Image::Padded { data, layout }))
 }
 
 /// Fills `cols` (`[c·k·k, p1 − p0]`, row-major with row stride `ld`) with the input
@@ -194,11 +194,11 @@ fn with_image<R>(g: &Geometry, xi: &[f32], f: impl FnOnce(Image<'_>) -> R) -> R 
 fn im2col(g: &Geometry, x: Image<'_>, p0: usize, p1: usize, cols: &mut [f32], ld: usize) {
     match x {
         Image::Plain(x) => im2col_plain(g, x, p0, p1, cols, ld),
-        Image::Padded { data, hp, wp } => {
+        Image::Padded { data, layout } => {
             // Offsets from the tap's own position; the padded image is far below 2³² values.
-            let at = direct::Gather::new((p0..p1).map(|p| ((p / g.wo * wp + p % g.wo) * g.stride) as u32).collect());
+            let at = direct::Gather::new((p0..p1).map(|p| layout.pixel(p / g.wo, p % g.wo) as u32).collect());
             for (t, row) in cols.chunks_mut(ld).take(g.rows()).enumerate() {
-                at.run(&data[direct::tap_offset(g, (hp, wp), t)..], &mut row[..p1 - p0]);
+                at.run(&data[layout.tap(g, t)..], &mut row[..p1 - p0]);
             }
         }
     }
@@ -407,7 +407,7 @@ impl CustomOp3 for Conv2dOp {
         let g = self.geometry(x.shape(), weight.shape())?;
         let (dy, y, relu) = (dy.contiguous()?, y.contiguous()?, self.relu);
         let dx = if x.track_op() { Some(dy.apply_op3_no_bwd(weight, &y, &ConvInputGrad { g, relu })?) } else { None };
-        if weight.track_op() && bias.track_op() && direct::suits(&g) {
+        if weight.track_op() && bias.track_op() && direct::suits_weight_gradient(&g) {
             // The direct weight gradient sums the bias gradient in the same pass: one
             // `[o·c·k·k + o]` tensor, split into views.
             let both = dy.apply_op3_no_bwd(x, &y, &ConvWeightGrad { g, relu, bias: true })?;
@@ -1012,7 +1012,7 @@ impl CustomOp3 for ConvInputGrad {
 }
 
 /// `(dy, x, y) → dweight`, the weight gradient (`y`, the output, masks `dy` with a fused
-/// ReLU); with `bias` (direct kernel only, see [`direct::suits`]) followed by the bias
+/// ReLU); with `bias` (direct kernel only, see [`direct::suits_weight_gradient`]) followed by the bias
 /// gradient, flat.
 struct ConvWeightGrad {
     g: Geometry,
@@ -1068,7 +1068,7 @@ impl CustomOp3 for ConvWeightGrad {
             })
         };
         let size = g.o * rows;
-        if direct::suits(g) {
+        if direct::suits_weight_gradient(g) {
             let total = if self.bias { size + g.o } else { size };
             // Images of fewer than 1024 pixels go several at a time.
             let per = (1024 / pixels.max(1)).clamp(1, g.n.max(1));
@@ -1296,11 +1296,11 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
-        /// Output rows at least 16 wide at stride 1 take the direct kernels (on CPUs with
-        /// AVX-512) for the forward pass, the weight gradient and the input gradient (itself
-        /// a stride-1 convolution); larger strides take the im2col products. All equal direct
-        /// loops, with every remainder of the 12-channel, 4-channel, 6-tap and 32-pixel
-        /// blocks.
+        /// Output rows at least 16 wide take the direct kernel (on CPUs with AVX-512) for
+        /// the forward pass, at every stride; at stride 1 also for the weight gradient and
+        /// the input gradient (itself a stride-1 convolution), where larger strides take the
+        /// im2col products. All equal direct loops, with every remainder of the 12-channel,
+        /// 4-channel, 6-tap and 32-pixel blocks.
         #[test]
         fn wide_rows_equal_direct_loops(
             n in 1usize..3, c in 1usize..5, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),

@@ -1,10 +1,12 @@
-//! Direct stride-1 convolution on CPUs with AVX-512 (an "implicit GEMM"): no im2col
-//! matrix and no packing of it.
+//! Direct convolution on CPUs with AVX-512 (an "implicit GEMM"): no im2col matrix and no
+//! packing of it.
 //!
 //! At stride 1 the im2col row of tap `(c, ky, kx)` for a run of output pixels in one output
-//! row is a contiguous run of the zero-padded input, at a fixed offset. The kernel keeps a
-//! block of up to 12 output channels × 32 pixels in 24 registers and, for every tap, loads
-//! the 32 input pixels straight from the padded image and broadcasts the 12 weights. The
+//! row is a contiguous run of the zero-padded input, at a fixed offset. At stride `s` it is
+//! one too once each padded row is stored as its columns `≡ 0, 1, … (mod s)` one after the
+//! other (see [`Layout`]). The kernel keeps a block of up to 12 output channels × 32 pixels
+//! in 24 registers and, for every tap, loads the 32 input pixels straight from the padded
+//! image and broadcasts the 12 weights. The
 //! im2col route writes each input pixel `k²` times and the matrix product then copies it
 //! again into packed panels, which costs as much as the arithmetic when a layer has few
 //! output channels (each copied value is used only `o` times).
@@ -12,7 +14,8 @@
 //! The weight gradient uses the same offsets the other way round: a block of 4 output
 //! channels × 6 taps keeps 24 running sums over the output pixels in registers, and
 //! [`weight_gradient_images`] needs neither an im2col matrix nor a transposed copy of it
-//! (5–8 % less CPU time per training step than the im2col product, one thread).
+//! (5–8 % less CPU time per training step than the im2col product, one thread). It takes
+//! stride 1 only (see [`suits_weight_gradient`]).
 
 use std::mem::MaybeUninit;
 
@@ -36,10 +39,73 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// Whether [`Plan::forward_image`] takes `g`: stride 1, output rows at least 16 wide (shorter
-/// rows leave most of the 32 lanes idle), a non-empty input, and AVX-512.
+/// Whether [`Plan::forward_image`] takes `g`: output rows at least 16 wide (shorter rows
+/// leave most of the 32 lanes idle), a non-empty input, and AVX-512.
 pub(crate) fn suits(g: &Geometry) -> bool {
-    g.stride == 1 && g.wo >= 16 && g.h > 0 && g.w > 0 && available()
+    g.wo >= 16 && g.h > 0 && g.w > 0 && available()
+}
+
+/// Whether [`weight_gradient_images`] takes `g`: as [`suits`], at stride 1. At stride 2 the
+/// input is four times the output, and the padded images it sums over several at a time
+/// no longer stay in cache while every block of channels reads them again: the im2col
+/// product was as fast over the SqueezeNet-like network's training step.
+pub(crate) fn suits_weight_gradient(g: &Geometry) -> bool {
+    suits(g) && g.stride == 1
+}
+
+/// How the direct kernels store a zero-padded image (padded row `py` is input row
+/// `py − top`, padded column `px` input column `px − left`): per channel `hp` rows of `row`
+/// values. At stride 1 a row is the padded row as it is; at stride `s` it holds the padded
+/// columns `px ≡ 0 (mod s)`, then those `≡ 1`, and so on, `phase` values each. Consecutive
+/// output pixels of a row (`s` padded columns apart) then read consecutive values at every
+/// tap.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    /// Rows per channel.
+    pub(crate) hp: usize,
+    /// Values per row.
+    pub(crate) row: usize,
+    /// Values per column phase (`row / stride`).
+    phase: usize,
+    /// Padded columns that taps reach: `(wo − 1)·stride + k`.
+    wp: usize,
+    stride: usize,
+}
+
+impl Layout {
+    /// The layout of `hp` padded rows per channel for `g`.
+    pub(crate) fn new(g: &Geometry, hp: usize) -> Self {
+        let wp = g.wo.saturating_sub(1) * g.stride + g.k;
+        let phase = wp.div_ceil(g.stride.max(1));
+        Layout { hp, row: phase * g.stride, phase, wp, stride: g.stride }
+    }
+
+    /// Padded rows that `count` consecutive output rows read.
+    pub(crate) fn rows_for(g: &Geometry, count: usize) -> usize {
+        count.saturating_sub(1) * g.stride + g.k
+    }
+
+    /// Values between the same tap of consecutive output rows.
+    pub(crate) fn step(&self) -> usize {
+        self.stride * self.row
+    }
+
+    /// Values per padded image.
+    pub(crate) fn image(&self, g: &Geometry) -> usize {
+        g.c * self.hp * self.row
+    }
+
+    /// Where output pixel `(oy, ox)`'s taps are counted from.
+    pub(crate) fn pixel(&self, oy: usize, ox: usize) -> usize {
+        oy * self.step() + ox
+    }
+
+    /// The offset of tap `t` (`(c, ky, kx)` in the weight's order) from its output pixel's
+    /// [`Layout::pixel`].
+    pub(crate) fn tap(&self, g: &Geometry, t: usize) -> usize {
+        let (c, ky, kx) = (t / (g.k * g.k), t / g.k % g.k, t % g.k);
+        (c * self.hp + ky) * self.row + kx % self.stride * self.phase + kx / self.stride
+    }
 }
 
 /// What a forward kernel does to each output channel's sums (bias included) before
@@ -106,28 +172,28 @@ thread_local! {
 pub(crate) struct Plan {
     /// Weights block by block: each block of `R ≤ 12` output channels as `rows` runs of `R`.
     packed: Vec<f32>,
-    /// Input offset of each tap `(c, ky, kx)` in a band of `band + k − 1` padded rows per
-    /// channel.
+    /// Input offset of each tap `(c, ky, kx)` in a band of padded rows.
     offsets: Vec<usize>,
     /// Output rows per band.
     band: usize,
-    wp: usize,
+    /// A band's padded rows.
+    layout: Layout,
 }
 
-/// Output rows per band of [`Plan::forward_image`] for padded rows `wp` wide: all of them
-/// when the padded image is at most twice [`BAND_VALUES`], else the image split evenly into
-/// bands of about that size, at least 4 rows each (so that the `k − 1` rows each band pads
-/// again stay a small part of the copy).
-fn band_rows(g: &Geometry, wp: usize) -> usize {
+/// Output rows per band of [`Plan::forward_image`] for padded rows of `row` values: all of
+/// them when the padded image is at most twice [`BAND_VALUES`], else the image split evenly
+/// into bands of about that size, at least 4 rows each (so that the `k − stride` rows each
+/// band pads again stay a small part of the copy).
+fn band_rows(g: &Geometry, row: usize) -> usize {
     #[cfg(test)]
     if let n @ 1.. = BAND_ROWS.load(std::sync::atomic::Ordering::Relaxed) {
         return n;
     }
-    let row = (g.c * wp).max(1);
-    if row * (g.ho + g.k - 1) <= 2 * BAND_VALUES {
+    let row = (g.c * row).max(1);
+    if row * Layout::rows_for(g, g.ho) <= 2 * BAND_VALUES {
         return g.ho.max(1);
     }
-    let most = (BAND_VALUES / row).saturating_sub(g.k - 1).max(4);
+    let most = ((BAND_VALUES / row).saturating_sub(g.k) / g.stride.max(1) + 1).max(4);
     g.ho.div_ceil(g.ho.div_ceil(most))
 }
 
@@ -143,7 +209,6 @@ const BAND_VALUES: usize = 128 << 10;
 impl Plan {
     /// The plan for `g` (as in [`suits`]) and its `weight` (`[o, c, k, k]`).
     pub(crate) fn new(g: &Geometry, weight: &[f32]) -> Self {
-        let wp = g.wo + g.k - 1;
         let rows = g.rows();
         let mut packed = Vec::with_capacity(g.o * rows);
         for r0 in (0..g.o).step_by(ROWS) {
@@ -152,9 +217,10 @@ impl Plan {
                 packed.extend((r0..r0 + r).map(|o| weight[o * rows + kk]));
             }
         }
-        let band = band_rows(g, wp);
-        let offsets = (0..rows).map(|t| tap_offset(g, (band + g.k - 1, wp), t)).collect();
-        Plan { packed, offsets, band, wp }
+        let band = band_rows(g, Layout::new(g, 0).row);
+        let layout = Layout::new(g, Layout::rows_for(g, band));
+        let offsets = (0..rows).map(|t| layout.tap(g, t)).collect();
+        Plan { packed, offsets, band, layout }
     }
 
     /// `yi = conv(xi, weight) + bias`, then `epilogue`, for one image, with `xi`
@@ -176,24 +242,23 @@ impl Plan {
         yi: &mut [MaybeUninit<f32>],
         threads: usize,
     ) {
-        let (wp, band, packed, offsets) = (self.wp, self.band, &self.packed, &self.offsets);
-        let hb = band + g.k - 1;
+        let (layout, band, packed, offsets) = (&self.layout, self.band, &self.packed, &self.offsets);
         let out = OutPtr(yi.as_mut_ptr().cast());
         let task = |(oy0, oy1): (usize, usize)| {
-            with_buffer(&BAND, g.c * hb * wp, |buf| {
+            with_buffer(&BAND, layout.image(g), |buf| {
                 for b0 in (oy0..oy1).step_by(band) {
                     let b1 = (b0 + band).min(oy1);
-                    // Padded rows `b0..b1 + k − 1` feed output rows `b0..b1`.
-                    pad_rows(g, xi, mask, (b0, b1 - b0 + g.k - 1), (hb, wp), buf);
+                    // Padded rows from `b0 · stride` on feed output rows `b0..b1`.
+                    pad_rows(g, xi, mask, (b0 * g.stride, Layout::rows_for(g, b1 - b0)), layout, buf);
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: AVX-512F is present (`suits`); every address lies in `buf`
-                    // (taps of rows `0..b1 − b0` stay inside the band's `hb` rows per
-                    // channel), `packed`, or rows `b0..b1` of each output plane, which no
-                    // other task writes.
+                    // (taps of rows `0..b1 − b0` stay inside the band's `layout.hp` rows
+                    // per channel), `packed`, or rows `b0..b1` of each output plane, which
+                    // no other task writes.
                     #[allow(unsafe_code)]
                     unsafe {
                         let y = out.get().add(b0 * g.wo);
-                        avx512::rows(g, (0, b1 - b0), buf, wp, packed, offsets, bias, epilogue, y)
+                        avx512::rows(g, (0, b1 - b0), buf, layout.step(), packed, offsets, bias, epilogue, y)
                     };
                     #[cfg(not(target_arch = "x86_64"))]
                     let _ = (b1, out, packed, offsets, bias, epilogue);
@@ -209,26 +274,19 @@ impl Plan {
     }
 }
 
-/// The offset of tap `t` (`(c, ky, kx)` in the weight's order) in an `hp × wp` padded image,
-/// from the output pixel's own position `oy·wp + ox`.
-pub(crate) fn tap_offset(g: &Geometry, (hp, wp): (usize, usize), t: usize) -> usize {
-    let (c, ky, kx) = (t / (g.k * g.k), t / g.k % g.k, t % g.k);
-    (c * hp + ky) * wp + kx
-}
-
-/// Calls `f` with the images of `xs` (each `[c, h, w]`) padded (see [`pad`]) one after
-/// the other in this thread's reusable buffer.
+/// Calls `f` with the images of `xs` (each `[c, h, w]`) padded into `layout` (see
+/// [`pad_rows`]) one after the other in this thread's reusable buffer.
 pub(crate) fn with_padded<R>(
     g: &Geometry,
     xs: &[f32],
     mask: Option<&[f32]>,
-    (hp, wp): (usize, usize),
+    layout: &Layout,
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
-    let (image, padded) = ((g.c * g.h * g.w).max(1), g.c * hp * wp);
+    let (image, padded) = ((g.c * g.h * g.w).max(1), layout.image(g));
     with_buffer(&PADDED, xs.len() / image * padded, |buf| {
         for (j, (xi, dst)) in xs.chunks(image).zip(buf.chunks_mut(padded)).enumerate() {
-            pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, hp), (hp, wp), dst);
+            pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, layout.hp), layout, dst);
         }
         f(buf)
     })
@@ -261,13 +319,13 @@ pub(crate) fn weight_gradient_images(
     dw: &mut [f32],
     threads: usize,
 ) {
-    let (hp, wp) = (g.ho + g.k - 1, g.wo + g.k - 1);
+    let layout = Layout::new(g, Layout::rows_for(g, g.ho));
     let (pixels, taps) = (g.ho * g.wo, g.rows());
     let images = dys.len() / (g.o * pixels).max(1);
     // Tap offsets, padded to whole blocks (the extra taps read valid memory; their sums
     // are dropped).
     let offsets: Vec<usize> =
-        (0..taps.next_multiple_of(GRAD_TAPS)).map(|t| if t < taps { tap_offset(g, (hp, wp), t) } else { 0 }).collect();
+        (0..taps.next_multiple_of(GRAD_TAPS)).map(|t| if t < taps { layout.tap(g, t) } else { 0 }).collect();
     // Each image's (masked) gradient with its channels padded to whole blocks by zero rows.
     let rows = g.o.next_multiple_of(GRAD_ROWS);
     GRADIENT.with(|cell| {
@@ -292,18 +350,27 @@ pub(crate) fn weight_gradient_images(
             grad.resize(start + rows * pixels, 0.0);
         }
         let grad = &grad[..];
-        with_padded(g, &xs[..images * g.c * g.h * g.w], None, (hp, wp), |xpad| {
+        with_padded(g, &xs[..images * g.c * g.h * g.w], None, &layout, |xpad| {
             let block = |(b, dw): (usize, &mut [f32])| {
                 let r0 = b * GRAD_ROWS;
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX-512F is present (`suits`); for each of the `images`, the
                 // gradient rows `r0..r0 + 4` lie in its `rows · pixels` part of `grad`
                 // (padded to whole blocks), every tap offset plus a pixel's position lies
-                // in its `c · hp · wp` part of `xpad`, and `dw` holds this block's (up to
+                // in its `layout.image(g)` part of `xpad`, and `dw` holds this block's (up to
                 // 4) rows.
                 #[allow(unsafe_code)]
                 unsafe {
-                    avx512::weight_rows(g, wp, (&grad[r0 * pixels..], rows * pixels), xpad, &offsets, taps, images, dw)
+                    avx512::weight_rows(
+                        g,
+                        &layout,
+                        (&grad[r0 * pixels..], rows * pixels),
+                        xpad,
+                        &offsets,
+                        taps,
+                        images,
+                        dw,
+                    )
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 let _ = (r0, dw, grad, xpad);
@@ -373,39 +440,55 @@ unsafe impl Send for OutPtr {}
 #[allow(unsafe_code)]
 unsafe impl Sync for OutPtr {}
 
-/// Rows `py0..py0 + count` of `xi` (`[c, h, w]`) zero-padded (padded row `py` is input
-/// row `py − top`, padded column `px` input column `px − left`, zeros outside the image),
-/// and zeroed where `mask` is not positive if given, written to the first `count` of every
-/// `hb` rows of `wp` values in `buf` (one run of `hb` rows per channel), each value once.
-/// Input columns beyond `wp` (which no tap reaches: valid padding with a stride that does
-/// not divide) are left out.
+/// Padded rows `py0..py0 + count` of `xi` (`[c, h, w]`), zero outside the image and
+/// where `mask` is not positive if given, written in `layout` to the first `count` of each
+/// channel's `layout.hp` rows in `buf`. Input columns beyond the padded width (which no tap
+/// reaches: valid padding with a stride that does not divide) are left out.
 fn pad_rows(
     g: &Geometry,
     xi: &[f32],
     mask: Option<&[f32]>,
     (py0, count): (usize, usize),
-    (hb, wp): (usize, usize),
+    layout: &Layout,
     buf: &mut [f32],
 ) {
+    let (wp, s) = (layout.wp, layout.stride.max(1));
     let width = g.w.min(wp.saturating_sub(g.left));
     let plane = g.h * g.w;
-    for (ch, rows) in buf.chunks_mut(hb * wp).take(g.c).enumerate() {
-        for (r, dst) in rows.chunks_mut(wp).take(count).enumerate() {
+    let value = |v: f32, m: Option<f32>| if m.is_none_or(|m| m > 0.0) { v } else { 0.0 };
+    for (ch, rows) in buf.chunks_mut(layout.hp * layout.row).take(g.c).enumerate() {
+        for (r, dst) in rows.chunks_mut(layout.row).take(count).enumerate() {
             let Some(iy) = (py0 + r).checked_sub(g.top).filter(|&iy| iy < g.h) else {
                 dst.fill(0.0);
                 continue;
             };
-            let (before, rest) = dst.split_at_mut(g.left.min(wp));
-            let (body, after) = rest.split_at_mut(width);
-            before.fill(0.0);
-            after.fill(0.0);
             let at = ch * plane + iy * g.w;
-            match mask {
-                None => body.copy_from_slice(&xi[at..at + width]),
-                Some(m) => {
-                    for ((b, &v), &m) in body.iter_mut().zip(&xi[at..at + width]).zip(&m[at..at + width]) {
-                        *b = if m > 0.0 { v } else { 0.0 };
-                    }
+            let (src, m) = (&xi[at..at + width], mask.map(|m| &m[at..at + width]));
+            if s == 1 {
+                let (before, rest) = dst.split_at_mut(g.left.min(wp));
+                let (body, after) = rest.split_at_mut(width);
+                before.fill(0.0);
+                after.fill(0.0);
+                match m {
+                    None => body.copy_from_slice(src),
+                    Some(m) => body.iter_mut().zip(src).zip(m).for_each(|((b, &v), &m)| *b = value(v, Some(m))),
+                }
+                continue;
+            }
+            dst.fill(0.0);
+            for q in 0..s {
+                // Input columns `ix` with `(left + ix) mod s = q`, every `s`-th from `ix0`.
+                let ix0 = (q + s - g.left % s) % s;
+                if ix0 >= width {
+                    continue;
+                }
+                let out = &mut dst[q * layout.phase + (g.left + ix0) / s..];
+                let src = src[ix0..].iter().step_by(s);
+                match m {
+                    None => out.iter_mut().zip(src).for_each(|(d, &v)| *d = v),
+                    Some(m) => out.iter_mut().zip(src.zip(m[ix0..].iter().step_by(s))).for_each(|(d, (&v, &m))| {
+                        *d = value(v, Some(m));
+                    }),
                 }
             }
         }
@@ -423,21 +506,22 @@ pub(super) mod avx512 {
         _mm512_slli_epi32, _mm512_sub_epi32, _mm512_sub_ps,
     };
 
-    use super::{Act, Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, ROWS};
+    use super::{Act, Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, Layout, ROWS};
 
     /// The first `w` of 16 lanes (all 16 from `w = 16` on).
     pub(in super::super) fn mask(w: usize) -> __mmask16 {
         if w >= 16 { 0xFFFF } else { ((1u32 << w) - 1) as u16 }
     }
 
-    /// Output rows `oy0..oy1` of every channel.
+    /// Output rows `oy0..oy1` of every channel, their taps `step` values apart in `xpad`
+    /// from one row to the next.
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn rows(
         g: &Geometry,
         (oy0, oy1): (usize, usize),
         xpad: &[f32],
-        wp: usize,
+        step: usize,
         packed: &[f32],
         offsets: &[usize],
         bias: &[f32],
@@ -459,14 +543,14 @@ pub(super) mod avx512 {
                     let w = (g.wo - ox0).min(32);
                     // The second 16 lanes: the next 16 pixels of the row, or the next row.
                     let (masks, second) = if pair {
-                        ((mask(w), if oy + 1 < oy1 { mask(w) } else { 0 }), (wp, g.wo))
+                        ((mask(w), if oy + 1 < oy1 { mask(w) } else { 0 }), (step, g.wo))
                     } else {
                         ((mask(w), mask(w.saturating_sub(16))), (16, 16))
                     };
                     // SAFETY: the caller's bounds (see `Plan::forward_image`); the second
                     // row of a pair is inside `oy0..oy1` or masked off.
                     unsafe {
-                        let base = xpad.as_ptr().add(oy * wp + ox0);
+                        let base = xpad.as_ptr().add(oy * step + ox0);
                         let out = y.add(r0 * pixels + oy * g.wo + ox0);
                         let args = (a.as_ptr(), base, offsets, b, e, out, pixels, masks, second);
                         match r {
@@ -499,7 +583,7 @@ pub(super) mod avx512 {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn weight_rows(
         g: &Geometry,
-        wp: usize,
+        layout: &Layout,
         (grad, grad_image): (&[f32], usize),
         xpad: &[f32],
         offsets: &[usize],
@@ -508,7 +592,7 @@ pub(super) mod avx512 {
         dw: &mut [f32],
     ) {
         let (pixels, rows) = (g.ho * g.wo, dw.len() / taps);
-        let padded = g.c * (g.ho + g.k - 1) * wp;
+        let padded = layout.image(g);
         for (b, chunk) in offsets.chunks_exact(GRAD_TAPS).enumerate() {
             let (t0, off): (usize, [usize; GRAD_TAPS]) = (b * GRAD_TAPS, std::array::from_fn(|t| chunk[t]));
             let mut acc = [[_mm512_setzero_ps(); GRAD_TAPS]; GRAD_ROWS];
@@ -522,7 +606,7 @@ pub(super) mod avx512 {
                             let d = grad.as_ptr().add(i * grad_image + oy * g.wo + ox);
                             let dv: [__m512; GRAD_ROWS] =
                                 std::array::from_fn(|r| _mm512_maskz_loadu_ps(m, d.add(r * pixels)));
-                            let x = xpad.as_ptr().add(i * padded + oy * wp + ox);
+                            let x = xpad.as_ptr().add(i * padded + layout.pixel(oy, ox));
                             for (t, &o) in off.iter().enumerate() {
                                 let xv = _mm512_maskz_loadu_ps(m, x.add(o));
                                 for (acc, &dv) in acc.iter_mut().zip(&dv) {
