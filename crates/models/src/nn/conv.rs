@@ -1012,8 +1012,8 @@ impl CustomOp3 for ConvInputGrad {
 }
 
 /// `(dy, x, y) → dweight`, the weight gradient (`y`, the output, masks `dy` with a fused
-/// ReLU); with `bias` (direct kernel only, see [`direct::suits_weight_gradient`]) followed by the bias
-/// gradient, flat.
+/// ReLU); with `bias` (direct kernel only, see [`direct::suits_weight_gradient`]) followed
+/// by the bias gradient, flat.
 struct ConvWeightGrad {
     g: Geometry,
     relu: bool,

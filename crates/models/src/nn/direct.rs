@@ -6,10 +6,10 @@
 //! one too once each padded row is stored as its columns `≡ 0, 1, … (mod s)` one after the
 //! other (see [`Layout`]). The kernel keeps a block of up to 12 output channels × 32 pixels
 //! in 24 registers and, for every tap, loads the 32 input pixels straight from the padded
-//! image and broadcasts the 12 weights. The
-//! im2col route writes each input pixel `k²` times and the matrix product then copies it
-//! again into packed panels, which costs as much as the arithmetic when a layer has few
-//! output channels (each copied value is used only `o` times).
+//! image and broadcasts the 12 weights. The im2col route writes each input pixel `k²` times
+//! and the matrix product then copies it again into packed panels, which costs as much as
+//! the arithmetic when a layer has few output channels (each copied value is used only `o`
+//! times).
 //!
 //! The weight gradient uses the same offsets the other way round: a block of 4 output
 //! channels × 6 taps keeps 24 running sums over the output pixels in registers, and
@@ -45,10 +45,10 @@ pub(crate) fn suits(g: &Geometry) -> bool {
     g.wo >= 16 && g.h > 0 && g.w > 0 && available()
 }
 
-/// Whether [`weight_gradient_images`] takes `g`: as [`suits`], at stride 1. At stride 2 the
-/// input is four times the output, and the padded images it sums over several at a time
-/// no longer stay in cache while every block of channels reads them again: the im2col
-/// product was as fast over the SqueezeNet-like network's training step.
+/// Whether [`weight_gradient_images`] takes `g`: as [`suits`], at stride 1. At stride 2 it
+/// was no faster than the im2col product over the SqueezeNet-like network's training step,
+/// and slower for its 128-channel layer timed alone: the input it reads for every block of
+/// channels is four times the output there.
 pub(crate) fn suits_weight_gradient(g: &Geometry) -> bool {
     suits(g) && g.stride == 1
 }
@@ -455,7 +455,7 @@ fn pad_rows(
     let (wp, s) = (layout.wp, layout.stride.max(1));
     let width = g.w.min(wp.saturating_sub(g.left));
     let plane = g.h * g.w;
-    let value = |v: f32, m: Option<f32>| if m.is_none_or(|m| m > 0.0) { v } else { 0.0 };
+    let keep = |v: f32, m: f32| if m > 0.0 { v } else { 0.0 };
     for (ch, rows) in buf.chunks_mut(layout.hp * layout.row).take(g.c).enumerate() {
         for (r, dst) in rows.chunks_mut(layout.row).take(count).enumerate() {
             let Some(iy) = (py0 + r).checked_sub(g.top).filter(|&iy| iy < g.h) else {
@@ -471,7 +471,7 @@ fn pad_rows(
                 after.fill(0.0);
                 match m {
                     None => body.copy_from_slice(src),
-                    Some(m) => body.iter_mut().zip(src).zip(m).for_each(|((b, &v), &m)| *b = value(v, Some(m))),
+                    Some(m) => body.iter_mut().zip(src).zip(m).for_each(|((b, &v), &m)| *b = keep(v, m)),
                 }
                 continue;
             }
@@ -487,7 +487,7 @@ fn pad_rows(
                 match m {
                     None => out.iter_mut().zip(src).for_each(|(d, &v)| *d = v),
                     Some(m) => out.iter_mut().zip(src.zip(m[ix0..].iter().step_by(s))).for_each(|(d, (&v, &m))| {
-                        *d = value(v, Some(m));
+                        *d = keep(v, m);
                     }),
                 }
             }
