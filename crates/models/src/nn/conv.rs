@@ -911,15 +911,34 @@ fn transposed(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
     if (gt.ho, gt.wo) != (g.h, g.w) {
         return None;
     }
-    let mut flipped = vec![0f32; weight.len()];
-    for o in 0..g.o {
-        for c in 0..g.c {
-            for j in 0..k * k {
-                flipped[(c * g.o + o) * k * k + (k * k - 1 - j)] = weight[(o * g.c + c) * k * k + j];
+    Some((gt, rotate_kernels(weight, g.o, g.c, k * k)))
+}
+
+/// The kernels `[o, c, taps]` rotated by 180° with in and out channels swapped: `[c, o,
+/// taps]`, taps reversed. Blocks of 16 input channels in parallel: each block reads 16
+/// consecutive kernels of every output channel and writes 16 sequential streams, where
+/// one channel at a time would touch a new page with every write.
+fn rotate_kernels(weight: &[f32], o: usize, c: usize, taps: usize) -> Vec<f32> {
+    const BLOCK: usize = 16;
+    let write = |out: &mut [MaybeUninit<f32>]| {
+        out.par_chunks_mut((BLOCK * o * taps).max(1)).enumerate().for_each(|(b, block)| {
+            let (c0, cs) = (b * BLOCK, block.len() / (o * taps).max(1));
+            for oi in 0..o {
+                let kernels = &weight[(oi * c + c0) * taps..(oi * c + c0 + cs) * taps];
+                for (dc, kernel) in kernels.chunks_exact(taps).enumerate() {
+                    let at = (dc * o + oi) * taps;
+                    for (d, &v) in block[at..at + taps].iter_mut().zip(kernel.iter().rev()) {
+                        d.write(v);
+                    }
+                }
             }
-        }
+        });
+    };
+    // SAFETY: the blocks cover `out`; each block's `cs · o` kernels are all written.
+    #[allow(unsafe_code)]
+    unsafe {
+        planes::written(weight.len(), write)
     }
-    Some((gt, flipped))
 }
 
 /// `(dy, weight, y) → dx`, the input gradient (`y`, the output, masks `dy` with a fused
