@@ -77,6 +77,25 @@ impl Act {
     }
 }
 
+/// Runs `f` compiled for AVX-512 where the CPU has it, else as it is: `f` (marked
+/// `#[inline(always)]`) is inlined into a function with that target feature, so that its
+/// loops vectorise 16 lanes wide. The portable build left the batch-norm gradient's loops
+/// mostly scalar.
+#[inline(always)]
+fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::available() {
+        #[target_feature(enable = "avx512f")]
+        fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: AVX-512F is present.
+        #[allow(unsafe_code)]
+        return unsafe { run(f) };
+    }
+    f()
+}
+
 /// `v ← act(scale · v + shift)` for every value, one loop per activation (so that each
 /// vectorises).
 pub(crate) fn affine_in_place(values: &mut [f32], scale: f32, shift: f32, act: Act) {
@@ -101,9 +120,14 @@ fn normalise_planes(
         let ch = p % c;
         let scale = gamma[ch] * stats.inv_std[ch];
         let (shift, a) = (beta[ch] - stats.mean[ch] * scale, slope_of(slope, ch));
-        with_activation!(act, |f, _d| y.iter_mut().zip(x).for_each(|(y, &x)| {
-            y.write(f(planes::prelu_factor(x, a) * x * scale + shift));
-        }));
+        wide(
+            #[inline(always)]
+            || {
+                with_activation!(act, |f, _d| y.iter_mut().zip(x).for_each(|(y, &x)| {
+                    y.write(f(planes::prelu_factor(x, a) * x * scale + shift));
+                }))
+            },
+        );
     });
 }
 
@@ -142,16 +166,17 @@ fn geometry(shape: &Shape, gamma: &[f32], beta: &[f32]) -> candle_core::Result<(
 }
 
 /// Shifted sums `(Σ (p − s), Σ (p − s)²)` of one plane, `p = prelu(x)` with slope `a` (1:
-/// `x` itself), in 8 f32 lanes, added in f64.
+/// `x` itself), in 16 f32 lanes, added in f64.
+#[inline(always)]
 fn shifted_sums(x: &[f32], shift: f32, a: f32) -> (f64, f64) {
-    let (mut s1, mut s2) = ([0f32; 8], [0f32; 8]);
+    let (mut s1, mut s2) = ([0f32; GRAD_LANES], [0f32; GRAD_LANES]);
     let mut step = |j: usize, v: f32| {
         let d = planes::prelu_factor(v, a) * v - shift;
         s1[j] += d;
         s2[j] += d * d;
     };
     // Exact chunks, so that the loop vectorises; the remainder goes to lane 0.
-    let chunks = x.chunks_exact(8);
+    let chunks = x.chunks_exact(GRAD_LANES);
     let rest = chunks.remainder();
     for chunk in chunks {
         chunk.iter().enumerate().for_each(|(j, &v)| step(j, v));
@@ -175,8 +200,16 @@ fn batch_stats(
     }
     let shift: Vec<f32> =
         (0..c).map(|ch| planes::prelu_factor(x[ch * plane], slope_of(slope, ch)) * x[ch * plane]).collect();
-    let sums: Vec<(f64, f64)> =
-        x.par_chunks(plane).enumerate().map(|(p, v)| shifted_sums(v, shift[p % c], slope_of(slope, p % c))).collect();
+    let sums: Vec<(f64, f64)> = x
+        .par_chunks(plane)
+        .enumerate()
+        .map(|(p, v)| {
+            wide(
+                #[inline(always)]
+                || shifted_sums(v, shift[p % c], slope_of(slope, p % c)),
+            )
+        })
+        .collect();
     let (sum1, sum2) = (ch_sums(&sums, planes / c, c, |s| s.0), ch_sums(&sums, planes / c, c, |s| s.1));
     let mut stats = Stats::default();
     for ch in 0..c {
@@ -434,8 +467,7 @@ impl candle_core::CustomOp2 for ConvNormGrad {
             candle_core::bail!("convolution → batch norm gradient: sizes do not match an output of {:?}", l1.dims())
         }
         let (act, slope, gamma) = (self.act, self.slope.as_deref(), &self.gamma);
-        let total = |l: [f32; 8]| l.iter().map(|&v| f64::from(v)).sum::<f64>();
-        // Per plane: Σ g and Σ g p̂, in 8 f32 lanes each (the remainder in lane 0).
+        // Per plane: Σ g and Σ g p̂, in 16 f32 lanes each (the remainder in lane 0).
         let sums: Vec<(f64, f64)> = z
             .par_chunks(plane)
             .zip(y.par_chunks(plane).zip(dy.par_chunks(plane)))
@@ -443,24 +475,10 @@ impl candle_core::CustomOp2 for ConvNormGrad {
             .map(|(p, (z, (y, dy)))| {
                 let ch = p % c;
                 let (m, inv, a) = (st.mean[ch], st.inv_std[ch], slope_of(slope, ch));
-                let (mut sg, mut sgp) = ([0f32; 8], [0f32; 8]);
-                with_activation!(act, |_f, d| {
-                    let mut step = |j: usize, z: f32, y: f32, dy: f32| {
-                        let g = dy * d(y);
-                        let p = planes::prelu_factor(z, a) * z;
-                        sg[j] += g;
-                        sgp[j] += g * (p - m) * inv;
-                    };
-                    let (z8, y8, dy8) = (z.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
-                    let rest = z8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
-                    for ((z, y), dy) in z8.zip(y8).zip(dy8) {
-                        for j in 0..8 {
-                            step(j, z[j], y[j], dy[j]);
-                        }
-                    }
-                    rest.for_each(|((&z, &y), &dy)| step(0, z, y, dy));
-                });
-                (total(sg), total(sgp))
+                wide(
+                    #[inline(always)]
+                    || with_activation!(act, |_f, d| grad_sums(z, y, dy, d, a, m, inv)),
+                )
             })
             .collect();
         let parts = if slope.is_some() { 4 } else { 3 };
@@ -476,30 +494,11 @@ impl candle_core::CustomOp2 for ConvNormGrad {
                 .map(|(p, (dz, (z, (y, dy))))| {
                     let ch = p % c;
                     let (m, inv, a) = (st.mean[ch], st.inv_std[ch], slope_of(slope, ch));
-                    let (k, mean_g, mean_gp) = (gamma[ch] * inv, dbeta[ch] as f32 / count, dgamma[ch] as f32 / count);
-                    let (mut sdz, mut sslope) = ([0f32; 8], [0f32; 8]);
-                    with_activation!(act, |_f, d| {
-                        let mut step = |j: usize, dz: &mut MaybeUninit<f32>, z: f32, y: f32, dy: f32| {
-                            let g = dy * d(y);
-                            let f = planes::prelu_factor(z, a);
-                            let dp = k * (g - mean_g - (f * z - m) * inv * mean_gp);
-                            sdz[j] += *dz.write(f * dp);
-                            // `dp · z` where `z ≤ 0`, else 0 (NaN where `z` is NaN).
-                            sslope[j] += if z > 0.0 { 0.0 } else { dp * z };
-                        };
-                        let mut dz8 = dz.chunks_exact_mut(8);
-                        let (z8, y8, dy8) = (z.chunks_exact(8), y.chunks_exact(8), dy.chunks_exact(8));
-                        let rest = z8.remainder().iter().zip(y8.remainder()).zip(dy8.remainder());
-                        for (((dz, z), y), dy) in dz8.by_ref().zip(z8).zip(y8).zip(dy8) {
-                            for j in 0..8 {
-                                step(j, &mut dz[j], z[j], y[j], dy[j]);
-                            }
-                        }
-                        for (dz, ((&z, &y), &dy)) in dz8.into_remainder().iter_mut().zip(rest) {
-                            step(0, dz, z, y, dy);
-                        }
-                    });
-                    (total(sdz), total(sslope))
+                    let k = (gamma[ch] * inv, dbeta[ch] as f32 / count, dgamma[ch] as f32 / count);
+                    wide(
+                        #[inline(always)]
+                        || with_activation!(act, |_f, d| grad_write(dz, z, y, dy, d, a, m, inv, k)),
+                    )
                 })
                 .collect();
             let (dbias, dslope) = (ch_sums(&more, n, c, |s| s.0), ch_sums(&more, n, c, |s| s.1));
@@ -518,6 +517,84 @@ impl candle_core::CustomOp2 for ConvNormGrad {
         let out = unsafe { planes::written(y.len() + parts * c, write) };
         Ok((CpuStorage::F32(out), Shape::from(y.len() + parts * c)))
     }
+}
+
+/// Lanes of the batch-norm gradient's sums: independent partial sums, so that the loops
+/// vectorise.
+const GRAD_LANES: usize = 16;
+
+/// The sum of the lanes in f64.
+fn lanes_total(l: &[f32; GRAD_LANES]) -> f64 {
+    l.iter().map(|&v| f64::from(v)).sum()
+}
+
+/// One plane's `(Σ g, Σ g p̂)` of [`ConvNormGrad`], with `g = dy · d(y)`, `p = prelu(z)`
+/// (slope `a`) and `p̂ = (p − m) · inv`.
+#[inline(always)]
+fn grad_sums(z: &[f32], y: &[f32], dy: &[f32], d: impl Fn(f32) -> f32, a: f32, m: f32, inv: f32) -> (f64, f64) {
+    let (mut sg, mut sgp) = ([0f32; GRAD_LANES], [0f32; GRAD_LANES]);
+    let whole = z.len() / GRAD_LANES * GRAD_LANES;
+    let chunks = z[..whole].chunks_exact(GRAD_LANES).zip(y[..whole].chunks_exact(GRAD_LANES));
+    for ((z, y), dy) in chunks.zip(dy[..whole].chunks_exact(GRAD_LANES)) {
+        for j in 0..GRAD_LANES {
+            let g = dy[j] * d(y[j]);
+            sg[j] += g;
+            sgp[j] += g * ((planes::prelu_factor(z[j], a) * z[j] - m) * inv);
+        }
+    }
+    for ((&z, &y), &dy) in z[whole..].iter().zip(&y[whole..]).zip(&dy[whole..]) {
+        let g = dy * d(y);
+        sg[0] += g;
+        sgp[0] += g * ((planes::prelu_factor(z, a) * z - m) * inv);
+    }
+    (lanes_total(&sg), lanes_total(&sgp))
+}
+
+/// One plane's `dz` of [`ConvNormGrad`], written, and its `(Σ dz, Σ dp · z over z ≤ 0)`,
+/// with `(k, mean_g, mean_gp) = (γ · inv, Σ g / N, Σ g p̂ / N)` of its channel:
+/// `dp = k (g − mean_g − p̂ · mean_gp)`, `dz = prelu'(z) · dp`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad_write(
+    dz: &mut [MaybeUninit<f32>],
+    z: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    d: impl Fn(f32) -> f32,
+    a: f32,
+    m: f32,
+    inv: f32,
+    (k, mean_g, mean_gp): (f32, f32, f32),
+) -> (f64, f64) {
+    let (mut sdz, mut sslope) = ([0f32; GRAD_LANES], [0f32; GRAD_LANES]);
+    let step = |z: f32, y: f32, dy: f32| {
+        let f = planes::prelu_factor(z, a);
+        let dp = k * (dy * d(y) - mean_g - (f * z - m) * inv * mean_gp);
+        // `dp · z` where `z ≤ 0`, else 0 (NaN where `z` is NaN).
+        (f * dp, if z > 0.0 { 0.0 } else { dp * z })
+    };
+    let whole = z.len() / GRAD_LANES * GRAD_LANES;
+    let (head, tail) = dz.split_at_mut(whole);
+    let chunks = z[..whole].chunks_exact(GRAD_LANES).zip(y[..whole].chunks_exact(GRAD_LANES));
+    for (((z, y), dy), out) in chunks.zip(dy[..whole].chunks_exact(GRAD_LANES)).zip(head.chunks_exact_mut(GRAD_LANES)) {
+        let mut v = [0f32; GRAD_LANES];
+        for j in 0..GRAD_LANES {
+            let (g, s) = step(z[j], y[j], dy[j]);
+            v[j] = g;
+            sdz[j] += g;
+            sslope[j] += s;
+        }
+        for (o, &v) in out.iter_mut().zip(&v) {
+            o.write(v);
+        }
+    }
+    for (out, ((&z, &y), &dy)) in tail.iter_mut().zip(z[whole..].iter().zip(&y[whole..]).zip(&dy[whole..])) {
+        let (g, s) = step(z, y, dy);
+        out.write(g);
+        sdz[0] += g;
+        sslope[0] += s;
+    }
+    (lanes_total(&sdz), lanes_total(&sslope))
 }
 
 /// Per channel, the sum over the `n` images of `part` of each plane's sums.
