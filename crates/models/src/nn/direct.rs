@@ -297,6 +297,14 @@ pub(crate) fn with_padded<R>(
     })
 }
 
+/// Every tap's offset in `layout` (see [`Layout::tap`]), padded with zeros to whole blocks
+/// of `block` taps for the weight-gradient kernels: the extra taps read valid memory, and
+/// their sums are dropped.
+fn block_offsets(g: &Geometry, layout: &Layout, block: usize) -> Vec<usize> {
+    let taps = g.rows();
+    (0..taps.next_multiple_of(block)).map(|t| if t < taps { layout.tap(g, t) } else { 0 }).collect()
+}
+
 /// Output channels × taps per register block of [`weight_gradient_images`].
 const GRAD_ROWS: usize = 4;
 const GRAD_TAPS: usize = 6;
@@ -327,10 +335,7 @@ pub(crate) fn weight_gradient_images(
     let layout = Layout::new(g, Layout::rows_for(g, g.ho));
     let (pixels, taps) = (g.ho * g.wo, g.rows());
     let images = dys.len() / (g.o * pixels).max(1);
-    // Tap offsets, padded to whole blocks (the extra taps read valid memory; their sums
-    // are dropped).
-    let offsets: Vec<usize> =
-        (0..taps.next_multiple_of(GRAD_TAPS)).map(|t| if t < taps { layout.tap(g, t) } else { 0 }).collect();
+    let offsets = block_offsets(g, &layout, GRAD_TAPS);
     // Each image's (masked) gradient with its channels padded to whole blocks by zero rows.
     let rows = g.o.next_multiple_of(GRAD_ROWS);
     GRADIENT.with(|cell| {
@@ -502,10 +507,7 @@ pub(crate) fn weight_gradient_lanes(
     let (pixels, taps, padded) = (g.ho * g.wo, g.rows(), layout.image(g));
     let images = dys.len() / (g.o * pixels).max(1);
     let count = images * pixels;
-    // Tap offsets, padded to whole blocks (the extra taps read valid memory; their sums
-    // are dropped).
-    let offsets: Vec<usize> =
-        (0..taps.next_multiple_of(LANE_TAPS)).map(|t| if t < taps { layout.tap(g, t) } else { 0 }).collect();
+    let offsets = block_offsets(g, &layout, LANE_TAPS);
     let origins: Vec<usize> = (0..images)
         .flat_map(|i| (0..g.ho).flat_map(move |oy| (0..g.wo).map(move |ox| i * padded + layout.pixel(oy, ox))))
         .collect();
