@@ -185,7 +185,7 @@ fn with_image<R>(g: &Geometry, xi: &[f32], f: impl FnOnce(Image<'_>) -> R) -> R 
     }
     // Every tap of every output pixel lies inside.
     let layout = direct::Layout::new(g, direct::Layout::rows_for(g, g.ho));
-    direct::with_padded(g, xi, None, &layout, |data| f(Image::Padded { data, layout }))
+    direct::with_padded(g, xi, None, &layout, 1, |data| f(Image::Padded { data, layout }))
 }
 
 /// Fills `cols` (`[c·k·k, p1 − p0]`, row-major with row stride `ld`) with the input

@@ -280,18 +280,25 @@ impl Plan {
 }
 
 /// Calls `f` with the images of `xs` (each `[c, h, w]`) padded into `layout` (see
-/// [`pad_rows`]) one after the other in this thread's reusable buffer.
+/// [`pad_rows`]) one after the other in this thread's reusable buffer; `threads > 1` pads
+/// the images on that many rayon tasks.
 pub(crate) fn with_padded<R>(
     g: &Geometry,
     xs: &[f32],
     mask: Option<&[f32]>,
     layout: &Layout,
+    threads: usize,
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
     let (image, padded) = ((g.c * g.h * g.w).max(1), layout.image(g));
+    let pad = |(j, (xi, dst)): (usize, (&[f32], &mut [f32]))| {
+        pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, layout.hp), layout, dst);
+    };
     with_buffer(&PADDED, xs.len() / image * padded, |buf| {
-        for (j, (xi, dst)) in xs.chunks(image).zip(buf.chunks_mut(padded)).enumerate() {
-            pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, layout.hp), layout, dst);
+        if threads > 1 {
+            xs.par_chunks(image).zip(buf.par_chunks_mut(padded)).enumerate().for_each(pad);
+        } else {
+            xs.chunks(image).zip(buf.chunks_mut(padded)).enumerate().for_each(pad);
         }
         f(buf)
     })
@@ -360,7 +367,7 @@ pub(crate) fn weight_gradient_images(
             grad.resize(start + rows * pixels, 0.0);
         }
         let grad = &grad[..];
-        with_padded(g, &xs[..images * g.c * g.h * g.w], None, &layout, |xpad| {
+        with_padded(g, &xs[..images * g.c * g.h * g.w], None, &layout, 1, |xpad| {
             let block = |(b, dw): (usize, &mut [f32])| {
                 let r0 = b * GRAD_ROWS;
                 #[cfg(target_arch = "x86_64")]
@@ -559,7 +566,7 @@ pub(crate) fn weight_gradient_lanes(
         }
         let lanes = &lanes[..];
         let xs = &xs[..images * g.c * g.h * g.w];
-        with_padded_threads(g, xs, &layout, threads, |xpad| {
+        with_padded(g, xs, None, &layout, threads, |xpad| {
             // A task's blocks of output channels `b0..b1` (its rows of `dw`): per pass over
             // a range of pixels and per tap block, every channel block in turn, so that the
             // input values of the tap block are read from L1 once for all of them.
@@ -618,20 +625,6 @@ pub(crate) fn weight_gradient_lanes(
                 dw.chunks_mut(per_task * LANE_ROWS * taps).enumerate().for_each(task);
             }
         })
-    })
-}
-
-/// [`with_padded`] with the images padded on `threads` rayon tasks.
-fn with_padded_threads<R>(g: &Geometry, xs: &[f32], layout: &Layout, threads: usize, f: impl FnOnce(&[f32]) -> R) -> R {
-    if threads <= 1 {
-        return with_padded(g, xs, None, layout, f);
-    }
-    let (image, padded) = ((g.c * g.h * g.w).max(1), layout.image(g));
-    with_buffer(&PADDED, xs.len() / image * padded, |buf| {
-        buf.par_chunks_mut(padded).zip(xs.par_chunks(image)).for_each(|(dst, xi)| {
-            pad_rows(g, xi, None, (0, layout.hp), layout, dst);
-        });
-        f(buf)
     })
 }
 
