@@ -155,7 +155,15 @@ proptest! {
         prop_assert_eq!(a.dims(), r.dims());
         close(&values(&a), &values(&r), 1e-4).map_err(TestCaseError::fail)?;
         let vars = [&x, &conv.weight, &conv.bias, &prelu.slope, &bn.gamma, &bn.beta];
-        agree(&gradients(&weighted(&a, seed), &vars), &gradients(&weighted(&r, seed), &vars), 1e-4)?;
+        let (mut ga, mut gr) = (gradients(&weighted(&a, seed), &vars), gradients(&weighted(&r, seed), &vars));
+        if train {
+            // In training, batch norm's gradient has zero mean per channel, and the PReLU
+            // between moves it only where the output is negative: the bias gradient sums
+            // terms that mostly cancel, and both sides keep the rounding of the terms
+            // (1e-4 at worst seen), not of the small result.
+            close(&ga.remove(2), &gr.remove(2), 1e-3).map_err(|e| TestCaseError::fail(format!("bias: {e}")))?;
+        }
+        agree(&ga, &gr, 1e-4)?;
     }
 
     /// In evaluation and in training, the fused convolution → batch norm → activation
