@@ -970,6 +970,9 @@ impl CustomOp3 for ConvInputGrad {
             let dx = forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], Epilogue::Identity);
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
+        if let Some(dx) = direct::input_gradient_phases(g, dy, weight, self.relu.then_some(y)) {
+            return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
+        }
         // Added into below.
         let mut dx = zeroed(g.n * g.c * g.h * g.w);
         let (rows, pixels, tile) = (g.rows(), g.pixels(), g.tile());
@@ -1332,9 +1335,11 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
         /// Output rows at least 16 wide take the direct kernel (on CPUs with AVX-512) for
         /// the forward pass, at every stride; at stride 1 also for the weight gradient and
-        /// the input gradient (itself a stride-1 convolution), where larger strides take the
-        /// im2col products. All equal direct loops, with every remainder of the 12-channel,
-        /// 4-channel, 6-tap and 32-pixel blocks.
+        /// the input gradient (itself a stride-1 convolution); at stride 2 for the input
+        /// gradient of inputs at least 32 wide, as four phase convolutions (odd sizes give
+        /// phases of unequal size, 2 × 2 kernels phases with one tap per row); stride 3
+        /// takes the im2col products. All equal direct loops, with every remainder of the
+        /// 12-channel, 4-channel, 6-tap and 32-pixel blocks.
         #[test]
         fn wide_rows_equal_direct_loops(
             n in 1usize..3, c in 1usize..5, o in 1usize..15, k in prop::sample::select(vec![1usize, 2, 3, 5]),
