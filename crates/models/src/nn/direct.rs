@@ -795,6 +795,23 @@ fn pad_rows(
                 continue;
             }
             dst.fill(0.0);
+            #[cfg(target_arch = "x86_64")]
+            if s == 2 && m.is_none() && available() {
+                // Even input columns to one phase, odd ones to the other, 16 at a time.
+                let (ne, no, at) = (width.div_ceil(2), width / 2, g.left / 2);
+                let (p0, p1) = dst.split_at_mut(layout.phase);
+                let (even, odd) = if g.left.is_multiple_of(2) {
+                    (&mut p0[at..at + ne], &mut p1[at..at + no])
+                } else {
+                    (&mut p1[at..at + ne], &mut p0[at + 1..at + 1 + no])
+                };
+                // SAFETY: AVX-512F is present; `even` and `odd` hold the halves of `src`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::deinterleave(src, even, odd)
+                };
+                continue;
+            }
             for q in 0..s {
                 // Input columns `ix` with `(left + ix) mod s = q`, every `s`-th from `ix0`.
                 let ix0 = (q + s - g.left % s) % s;
@@ -819,10 +836,11 @@ fn pad_rows(
 pub(super) mod avx512 {
     use std::arch::x86_64::{
         __m512, __mmask16, _CMP_GT_OQ, _CMP_LE_OQ, _mm512_add_epi32, _mm512_add_ps, _mm512_castps_si512,
-        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_blend_ps,
-        _mm512_mask_i32gather_ps, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_maskz_loadu_epi32,
-        _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps, _mm512_reduce_add_ps, _mm512_set1_epi32,
-        _mm512_set1_ps, _mm512_setzero_ps, _mm512_slli_epi32, _mm512_storeu_ps, _mm512_sub_epi32, _mm512_sub_ps,
+        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_epi32, _mm512_loadu_ps,
+        _mm512_mask_blend_ps, _mm512_mask_i32gather_ps, _mm512_mask_mul_ps, _mm512_mask_storeu_ps,
+        _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps,
+        _mm512_permutex2var_ps, _mm512_reduce_add_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_slli_epi32, _mm512_storeu_ps, _mm512_sub_epi32, _mm512_sub_ps,
     };
 
     use super::{Act, Epilogue, GRAD_ROWS, GRAD_TAPS, Geometry, LANE_ROWS, LANE_TAPS, Layout, ROWS};
@@ -1041,6 +1059,35 @@ pub(super) mod avx512 {
             unsafe {
                 let p = values.as_mut_ptr().add(q);
                 _mm512_mask_storeu_ps(p, m, affine(_mm512_maskz_loadu_ps(m, p), a, scale, shift, act));
+            }
+        }
+    }
+
+    /// `even[j] = src[2j]` and `odd[j] = src[2j + 1]` for all of `src` (`even` holds at
+    /// least `⌈len / 2⌉` values, `odd` `⌊len / 2⌋`), 32 values of `src` at a time.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+        // SAFETY (both loads): 16 values from an array of 16.
+        let picks = |first: i32| {
+            let at: [i32; 16] = std::array::from_fn(|k| first + 2 * k as i32);
+            unsafe { _mm512_loadu_epi32(at.as_ptr()) }
+        };
+        let (pe, po) = (picks(0), picks(1));
+        let mut j = 0;
+        while 2 * j + 32 <= src.len() {
+            // SAFETY: values `2j..2j + 32` lie in `src`, and `j..j + 16` in both halves.
+            unsafe {
+                let s = src.as_ptr().add(2 * j);
+                let (a, b) = (_mm512_loadu_ps(s), _mm512_loadu_ps(s.add(16)));
+                _mm512_storeu_ps(even.as_mut_ptr().add(j), _mm512_permutex2var_ps(a, pe, b));
+                _mm512_storeu_ps(odd.as_mut_ptr().add(j), _mm512_permutex2var_ps(a, po, b));
+            }
+            j += 16;
+        }
+        for (k, pair) in src[2 * j..].chunks(2).enumerate() {
+            even[j + k] = pair[0];
+            if let Some(&v) = pair.get(1) {
+                odd[j + k] = v;
             }
         }
     }
