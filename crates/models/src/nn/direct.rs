@@ -112,7 +112,8 @@ impl Layout {
     /// The offset of tap `t` (`(c, ky, kx)` in the weight's order) from its output pixel's
     /// [`Layout::pixel`].
     pub(crate) fn tap(&self, g: &Geometry, t: usize) -> usize {
-        self.at(t / (g.k * g.k), t / g.k % g.k, t % g.k)
+        let (c, ky, kx) = g.tap(t);
+        self.at(c, ky, kx)
     }
 
     /// The offset of input channel `c`'s padded row `ky` and column `kx` from an output
@@ -223,8 +224,8 @@ const BAND_VALUES: usize = 128 << 10;
 impl Plan {
     /// The plan for `g` (as in [`suits`]) and its `weight` (`[o, c, k, k]`).
     pub(crate) fn new(g: &Geometry, weight: &[f32]) -> Self {
-        let (rows, k) = (g.rows(), g.k);
-        let taps: Vec<_> = (0..rows).map(|t| (t / (k * k), t / k % k, t % k)).collect();
+        let rows = g.rows();
+        let taps: Vec<_> = (0..rows).map(|t| g.tap(t)).collect();
         Plan::with_taps(g, &taps, |o, t| weight[o * rows + t])
     }
 
@@ -324,11 +325,8 @@ pub(crate) fn input_gradient_phases(
     if size(g.w, 1) < 16 {
         return None;
     }
-    let shifts = |pad: usize, p: usize| -> Vec<(usize, isize)> {
-        let q = (p + pad) as isize;
-        (0..g.k).filter(|&k| (q - k as isize) % 2 == 0).map(|k| (k, (q - k as isize) / 2)).collect()
-    };
-    let (rows, cols) = ([shifts(g.top, 0), shifts(g.top, 1)], [shifts(g.left, 0), shifts(g.left, 1)]);
+    let (rows, cols) =
+        ([g.phase_taps(g.top, 0), g.phase_taps(g.top, 1)], [g.phase_taps(g.left, 0), g.phase_taps(g.left, 1)]);
     // One padded layout of the output gradient for all four phases.
     let span = |s: &[Vec<(usize, isize)>; 2]| {
         let d = s.iter().flatten().map(|&(_, d)| d);
