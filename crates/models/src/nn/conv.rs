@@ -1306,10 +1306,13 @@ impl CustomOp3 for ConvWeightGrad {
 
 /// The most weight-gradient values for which [`weight_gradient_lanes`](direct::weight_gradient_lanes)
 /// keeps one partial sum per thread over groups of images rather than spreading blocks of
-/// output channels over the threads (1.25 MiB). Measured inside squeeze_bn_elu's training
-/// step (2 threads, old and new alternated in one process), the layers up to 128 → 256
-/// channels (295 Ki values) took 0.77–0.97× the time this way, 256 → 256 (590 Ki) 1.04–1.09×.
-const PARTIAL_SUM_MAX: usize = 320 << 10;
+/// output channels over the threads (1 MiB). Measured inside squeeze_bn_elu's training step
+/// (2 threads, old and new alternated in one process, several runs), the time this way
+/// against the spread blocks: 32 → 64 channels at stride 2 (18 Ki values) 0.64–0.82×,
+/// 64 → 128 (74 Ki) 0.85–0.97×, 128 → 128 at stride 2 (147 Ki) 0.78–1.00×; 128 → 256
+/// (295 Ki) 0.96–1.13×, 256 → 256 at stride 2 (590 Ki) 1.04–1.10×, 256 → 512 (1.2 Mi)
+/// 1.16–1.21×.
+const PARTIAL_SUM_MAX: usize = 256 << 10;
 
 /// [`PARTIAL_SUM_MAX`], or 0 while a test spreads the blocks over the threads at any size.
 fn partial_sum_max() -> usize {
