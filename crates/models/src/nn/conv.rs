@@ -987,7 +987,7 @@ impl Phase {
 /// im2col route's products (`Wᵀ · dy`, then col2im), without its column matrix, 9 times
 /// the input gradient (4.7 MiB per group of a 512-channel layer at 8 × 8), written out and
 /// added back.
-fn input_gradient_phase_groups(g: &Geometry, dy: &[f32], weight: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
+fn input_gradient_phase_groups(g: &Geometry, dy: &[f32], weight: &[f32], y: &[f32], relu: bool) -> Vec<f32> {
     let size = |n: usize, p: usize| n.saturating_sub(p).div_ceil(2);
     let mut phases: Vec<Phase> = (0..4)
         .map(|phase| {
@@ -1002,65 +1002,56 @@ fn input_gradient_phase_groups(g: &Geometry, dy: &[f32], weight: &[f32], mask: O
     // Phases that no kernel position reaches (kernel 1) stay zero.
     let mut dx = zeros(g.n * image);
     for_groups(g, &mut dx, image, |i0, m, dxg, threads| {
-        let span = i0 * g.o * pixels..(i0 + m) * g.o * pixels;
-        let masked;
-        let grad = match mask {
-            None => &dy[span],
-            Some(mk) => {
-                masked = dy[span.clone()]
-                    .iter()
-                    .zip(&mk[span])
-                    .map(|(&d, &y)| if y > 0.0 { d } else { 0.0 })
-                    .collect::<Vec<_>>();
-                &masked[..]
-            }
-        };
-        for p in phases.iter().filter(|p| p.taps() > 0 && p.h * p.w > 0) {
-            let (rows, pp) = (g.o * p.taps(), p.h * p.w);
-            let t = m * pp;
-            with_cols(rows * t, |cols| {
-                // `cols[(o, taps), (j, a, b)]`: the gradient of output pixel `(a, b)` + shift.
-                for (r, row) in cols.chunks_mut(t).take(rows).enumerate() {
-                    let (o, tap) = (r / p.taps(), r % p.taps());
-                    let ((_, sy), (_, sx)) = (p.ys[tap / p.xs.len()], p.xs[tap % p.xs.len()]);
-                    // Phase columns `b` whose output column `b + sx` exists.
-                    let b0 = sx.unsigned_abs().min(p.w) * usize::from(sx < 0);
-                    let b1 = (g.wo as isize - sx).clamp(b0 as isize, p.w as isize) as usize;
-                    for (j, dst) in row.chunks_mut(pp).enumerate() {
-                        let d = &grad[(j * g.o + o) * pixels..][..pixels];
-                        for (a, dst) in dst.chunks_mut(p.w).enumerate() {
-                            let oy = a as isize + sy;
-                            if oy < 0 || oy >= g.ho as isize || b0 == b1 {
-                                dst.fill(0.0);
-                                continue;
-                            }
-                            let src = &d[oy as usize * g.wo..][..g.wo];
-                            dst[..b0].fill(0.0);
-                            dst[b1..].fill(0.0);
-                            let at = (b0 as isize + sx) as usize;
-                            dst[b0..b1].copy_from_slice(&src[at..at + (b1 - b0)]);
-                        }
-                    }
-                }
-                with_buffer(&GRAD, g.c * t, |out| {
-                    let wp = Mat { ptr: p.weight.as_ptr(), row_stride: rows, col_stride: 1 };
-                    let cols = Mat { ptr: cols.as_ptr(), row_stride: t, col_stride: 1 };
-                    // SAFETY: `wp` is `c × rows`, `cols` is `rows × t`, `out` holds `c × t`.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        matmul(g.c, t, rows, out.as_mut_ptr(), t, false, wp, cols, threads)
-                    };
-                    for (j, dxi) in dxg.chunks_mut(image).enumerate() {
-                        for (plane, src) in dxi.chunks_mut(g.h * g.w).zip(out.chunks(t)) {
-                            for (a, src) in src[j * pp..(j + 1) * pp].chunks(p.w).enumerate() {
-                                let row = &mut plane[(2 * a + p.py) * g.w..][..g.w];
-                                row[p.px..].iter_mut().step_by(2).zip(src).for_each(|(d, &v)| *d = v);
+        with_buffer(&MASKED, g.o * m * pixels, |grad| {
+            // The group's output gradient, `[o, m · pixels]`, masked by a fused ReLU.
+            group_gradient(g, dy, y, relu, i0, m, grad);
+            for p in phases.iter().filter(|p| p.taps() > 0 && p.h * p.w > 0) {
+                let (rows, pp) = (g.o * p.taps(), p.h * p.w);
+                let t = m * pp;
+                with_cols(rows * t, |cols| {
+                    // `cols[(o, taps), (j, a, b)]`: the gradient of output pixel `(a, b)` + shift.
+                    for (r, row) in cols.chunks_mut(t).take(rows).enumerate() {
+                        let (o, tap) = (r / p.taps(), r % p.taps());
+                        let ((_, sy), (_, sx)) = (p.ys[tap / p.xs.len()], p.xs[tap % p.xs.len()]);
+                        // Phase columns `b` whose output column `b + sx` exists.
+                        let b0 = sx.unsigned_abs().min(p.w) * usize::from(sx < 0);
+                        let b1 = (g.wo as isize - sx).clamp(b0 as isize, p.w as isize) as usize;
+                        for (j, dst) in row.chunks_mut(pp).enumerate() {
+                            let d = &grad[(o * m + j) * pixels..][..pixels];
+                            for (a, dst) in dst.chunks_mut(p.w).enumerate() {
+                                let oy = a as isize + sy;
+                                if oy < 0 || oy >= g.ho as isize || b0 == b1 {
+                                    dst.fill(0.0);
+                                    continue;
+                                }
+                                let src = &d[oy as usize * g.wo..][..g.wo];
+                                dst[..b0].fill(0.0);
+                                dst[b1..].fill(0.0);
+                                let at = (b0 as isize + sx) as usize;
+                                dst[b0..b1].copy_from_slice(&src[at..at + (b1 - b0)]);
                             }
                         }
                     }
+                    with_buffer(&GRAD, g.c * t, |out| {
+                        let wp = Mat { ptr: p.weight.as_ptr(), row_stride: rows, col_stride: 1 };
+                        let cols = Mat { ptr: cols.as_ptr(), row_stride: t, col_stride: 1 };
+                        // SAFETY: `wp` is `c × rows`, `cols` is `rows × t`, `out` holds `c × t`.
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            matmul(g.c, t, rows, out.as_mut_ptr(), t, false, wp, cols, threads)
+                        };
+                        for (j, dxi) in dxg.chunks_mut(image).enumerate() {
+                            for (plane, src) in dxi.chunks_mut(g.h * g.w).zip(out.chunks(t)) {
+                                for (a, src) in src[j * pp..(j + 1) * pp].chunks(p.w).enumerate() {
+                                    let row = &mut plane[(2 * a + p.py) * g.w..][..g.w];
+                                    row[p.px..].iter_mut().step_by(2).zip(src).for_each(|(d, &v)| *d = v);
+                                }
+                            }
+                        }
+                    })
                 })
-            })
-        }
+            }
+        })
     });
     dx
 }
@@ -1137,7 +1128,7 @@ impl CustomOp3 for ConvInputGrad {
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         if g.stride == 2 && g.group() > 1 {
-            let dx = input_gradient_phase_groups(g, dy, weight, self.relu.then_some(y));
+            let dx = input_gradient_phase_groups(g, dy, weight, y, self.relu);
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         // Added into below.
