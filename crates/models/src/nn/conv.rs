@@ -720,7 +720,8 @@ fn forward_masked(
     let mut y = zeros(len);
     if g.group() > 1 {
         if suits_taps(g) {
-            forward_taps(g, x, mask, weight, bias, epilogue, &mut y);
+            let taps = Taps { weight: tap_major(weight, g.o, g.c, g.k * g.k), rotated: false };
+            forward_taps(g, x, mask, &taps, bias, epilogue, &mut y);
         } else {
             forward_groups(g, x, mask, weight, bias, epilogue, &mut y);
         }
@@ -828,6 +829,27 @@ fn tap_major(weight: &[f32], o: usize, c: usize, taps: usize) -> Vec<f32> {
     }
 }
 
+/// The kernels of [`forward_taps`]: [`tap_major`]'s planes, `[o, c]` per tap, or (`rotated`)
+/// those of the convolution whose input gradient this is (`[c, o]` per tap, read
+/// transposed and in reverse order: its kernels rotated by 180° with in and out channels
+/// swapped, without writing them out).
+struct Taps {
+    weight: Vec<f32>,
+    rotated: bool,
+}
+
+impl Taps {
+    /// Tap `t`'s `o × c` matrix for `g`.
+    fn mat(&self, g: &Geometry, t: usize) -> Mat {
+        let (plane, taps) = (g.o * g.c, g.k * g.k);
+        if self.rotated {
+            Mat { ptr: self.weight[(taps - 1 - t) * plane..].as_ptr(), row_stride: 1, col_stride: g.o }
+        } else {
+            Mat { ptr: self.weight[t * plane..].as_ptr(), row_stride: g.c, col_stride: 1 }
+        }
+    }
+}
+
 /// [`forward_groups`] without the products over padded rows. Per group of `m` images, the
 /// input is copied once per kernel column `kx` and row phase `p` (`stride` of them): row
 /// `a` of the copy holds input row `a·stride + p`, and its value for output column `ox`
@@ -842,13 +864,12 @@ fn forward_taps(
     g: &Geometry,
     x: &[f32],
     mask: Option<&[f32]>,
-    weight: &[f32],
+    taps: &Taps,
     bias: &[f32],
     epilogue: Epilogue<'_>,
     y: &mut [f32],
 ) {
     let (pixels, image, s) = (g.pixels(), g.c * g.h * g.w, g.stride);
-    let wt = tap_major(weight, g.o, g.c, g.k * g.k);
     // Rows per phase copy.
     let hs = g.h.div_ceil(s);
     for_groups(g, y, g.o * pixels, |i0, m, yg, threads| {
@@ -898,7 +919,7 @@ fn forward_taps(
                     }
                     let iy = a * s + ky - g.top;
                     for kx in 0..g.k {
-                        let w = Mat { ptr: wt[(ky * g.k + kx) * g.o * g.c..].as_ptr(), row_stride: g.c, col_stride: 1 };
+                        let w = taps.mat(g, ky * g.k + kx);
                         let at = ((kx * s + iy % s) * g.c * hs + iy / s) * span;
                         let src = Mat { ptr: copies[at..].as_ptr(), row_stride: hs * span, col_stride: 1 };
                         // SAFETY: `w` is `o × c`; `src` is `c × (b − a)·span`, rows `iy / s..`
@@ -1058,8 +1079,9 @@ fn gradient_tile<R>(
 /// rotated by 180° and in/out channels swapped, padded by `k − 1 − pad` on each side. Its
 /// im2col copies `o·k²` rows instead of adding `c·k²` rows back (col2im), which is much
 /// cheaper for the usual `o ≤ c` or thin output layers. Returns that convolution's geometry
-/// and kernels, or `None` at larger strides.
-fn transposed(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
+/// (its kernels are [`rotate_kernels`]' or, on the tap products, [`Taps`] `rotated`), or
+/// `None` at larger strides.
+fn transposed(g: &Geometry) -> Option<Geometry> {
     if g.stride != 1 {
         return None;
     }
@@ -1073,7 +1095,7 @@ fn transposed(g: &Geometry, weight: &[f32]) -> Option<(Geometry, Vec<f32>)> {
     if (gt.ho, gt.wo) != (g.h, g.w) {
         return None;
     }
-    Some((gt, rotate_kernels(weight, g.o, g.c, k * k)))
+    Some(gt)
 }
 
 /// The kernels `[o, c, taps]` rotated by 180° with in and out channels swapped: `[c, o,
@@ -1266,8 +1288,17 @@ impl CustomOp3 for ConvInputGrad {
         let y = contiguous(ys, yl, "convolution output")?;
         let (dy, weight) =
             (contiguous(dys, dyl, "convolution output gradient")?, contiguous(ws, wl, "convolution weight")?);
-        if let Some((gt, flipped)) = transposed(g, weight) {
-            let dx = forward_masked(&gt, dy, self.relu.then_some(y), &flipped, &vec![0.0; g.c], Epilogue::Identity);
+        if let Some(gt) = transposed(g) {
+            let (mask, zero) = (self.relu.then_some(y), vec![0.0; g.c]);
+            let dx = if !direct::suits(&gt) && gt.group() > 1 && suits_taps(&gt) {
+                // The tap products read the kernels rotated in place.
+                let taps = Taps { weight: tap_major(weight, g.o, g.c, g.k * g.k), rotated: true };
+                let mut dx = zeros(g.n * g.c * g.h * g.w);
+                forward_taps(&gt, dy, mask, &taps, &zero, Epilogue::Identity, &mut dx);
+                dx
+            } else {
+                forward_masked(&gt, dy, mask, &rotate_kernels(weight, g.o, g.c, g.k * g.k), &zero, Epilogue::Identity)
+            };
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         if let Some(dx) = direct::input_gradient_phases(g, dy, weight, self.relu.then_some(y)) {
