@@ -1728,16 +1728,19 @@ mod tests {
         /// the output channels in the lanes (on CPUs with AVX-512), at every stride and
         /// width: one block of 32 channels or several, with images split over the threads
         /// or (`spread`, otherwise only for large gradients) blocks split over them, partial
-        /// blocks, several passes of 256 pixels, and taps padded to whole blocks of 9 (5 × 5
-        /// kernels). All equal direct loops.
+        /// blocks, several passes of 256 pixels (starting anywhere in an image), taps padded
+        /// to whole blocks of 9 (5 × 5 kernels), and for 3 × 3 kernels the taps that read
+        /// padding skipped at edges (`edges`: at any share of them). All equal direct loops.
         #[test]
         fn many_channels_equal_direct_loops(
             n in 1usize..4, c in 4usize..9, o in 32usize..100, k in prop::sample::select(vec![3usize, 5]),
             stride in 1usize..4, h in 5usize..14, w in 5usize..40, same in any::<bool>(), relu in any::<bool>(),
-            spread in any::<bool>(), seed in any::<u64>(),
+            spread in any::<bool>(), seed in any::<u64>(), edges in any::<bool>(),
         ) {
             SPREAD_BLOCKS.store(spread, Ordering::Relaxed);
+            direct::EVERY_EDGE.store(edges, Ordering::Relaxed);
             direct_loops_agree((n, c, o, k, stride, h, w, same), relu, seed)?;
+            direct::EVERY_EDGE.store(false, Ordering::Relaxed);
             SPREAD_BLOCKS.store(false, Ordering::Relaxed);
         }
 
