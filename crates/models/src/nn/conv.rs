@@ -1224,6 +1224,116 @@ fn input_gradient_phase_groups(g: &Geometry, dy: &[f32], weight: &[f32], y: &[f3
     dx
 }
 
+/// Whether [`input_gradient_phase_taps`] takes the stride-2 input gradient of `g` (one
+/// that [`input_gradient_phase_groups`] would): outputs of at most 16 pixels, and output
+/// channels (the products' inner dimension) as in [`suits_taps`]. Measured in one
+/// process, old and new alternated (32 images, 2 threads, a layer's backward pass through
+/// batch norm and ELU): at 4 × 4 outputs 128 → 128 channels 0.89×, 256 → 256 0.97–0.98×,
+/// 512 → 512 0.90–0.92× the time; at 8 × 8 outputs 64 → 64 1.02–1.04×, 256 → 256
+/// 0.99–1.02×, 512 → 512 0.98–0.99×.
+fn suits_phase_taps(g: &Geometry) -> bool {
+    #[cfg(test)]
+    if tests::ANY_TAPS.load(std::sync::atomic::Ordering::Relaxed) {
+        return g.k > 1;
+    }
+    g.pixels() <= 16 && suits_taps(&Geometry { c: g.o, ..*g })
+}
+
+/// [`input_gradient_phase_groups`] as products per kernel tap (see [`suits_phase_taps`]). Input pixel `(2a + py, 2b + px)` receives from kernel tap
+/// `(ky, kx)` of its phase the output gradient at `(a + sy, b + sx)` ([`Geometry::phase_taps`]).
+/// Per group of `m` images, the output gradient (masked by a fused ReLU's `y`) is copied
+/// once per column shift `sx`, columns ordered `(row, image, b)` over the phase's width;
+/// then each tap is one product `W_tapᵀ · copy` over the phase rows `a` whose row `a + sy`
+/// exists, a contiguous run of columns, added into the phase's gradient, which is then
+/// spread into the images' rows and columns of that parity. No column matrix of `o · taps`
+/// rows per phase, and no product over gradient rows that do not exist.
+fn input_gradient_phase_taps(g: &Geometry, dy: &[f32], weight: &[f32], y: &[f32], relu: bool) -> Vec<f32> {
+    let size = |n: usize, p: usize| n.saturating_sub(p).div_ceil(2);
+    let (pixels, image, plane) = (g.pixels(), g.c * g.h * g.w, g.o * g.c);
+    let wt = tap_major(weight, g.o, g.c, g.k * g.k);
+    let mut dx = zeros(g.n * image);
+    for_groups(g, &mut dx, image, |i0, m, dxg, threads| {
+        for phase in 0..4 {
+            let (py, px) = (phase / 2, phase % 2);
+            let (ys, xs) = (g.phase_taps(g.top, py), g.phase_taps(g.left, px));
+            let (hp, wp) = (size(g.h, py), size(g.w, px));
+            if ys.is_empty() || xs.is_empty() || hp * wp == 0 {
+                continue;
+            }
+            let span = m * wp;
+            with_cols(xs.len() * g.o * g.ho * span, |copies| {
+                // Copy `s` (shift `xs[s].1`) of channel `o`, row `oy` starts at
+                // `((s·o + oc)·ho + oy)` spans.
+                for (s, &(_, sx)) in xs.iter().enumerate() {
+                    for oc in 0..g.o {
+                        for oy in 0..g.ho {
+                            let at = ((s * g.o + oc) * g.ho + oy) * span;
+                            for (j, row) in copies[at..at + span].chunks_exact_mut(wp).enumerate() {
+                                let src = ((i0 + j) * g.o + oc) * pixels + oy * g.wo;
+                                for (b, d) in row.iter_mut().enumerate() {
+                                    let ox = b as isize + sx;
+                                    *d = if ox < 0 || ox >= g.wo as isize {
+                                        0.0
+                                    } else {
+                                        let at = src + ox as usize;
+                                        if relu && y[at] <= 0.0 { 0.0 } else { dy[at] }
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                with_buffer(&GRAD, g.c * hp * span, |out| {
+                    out.fill(0.0);
+                    for &(ky, sy) in &ys {
+                        // Phase rows `a` whose gradient row `a + sy` exists.
+                        let a0 = (-sy).max(0) as usize;
+                        let a1 = (g.ho as isize - sy).clamp(0, hp as isize) as usize;
+                        if a0 >= a1 {
+                            continue;
+                        }
+                        let oy0 = (a0 as isize + sy) as usize;
+                        for (s, &(kx, _)) in xs.iter().enumerate() {
+                            // `W[o, c, ky, kx]ᵀ`: `c × o`, from the tap's `[o, c]` plane.
+                            let t = ky * g.k + kx;
+                            let w = Mat { ptr: wt[t * plane..].as_ptr(), row_stride: 1, col_stride: g.c };
+                            let at = ((s * g.o) * g.ho + oy0) * span;
+                            let src = Mat { ptr: copies[at..].as_ptr(), row_stride: g.ho * span, col_stride: 1 };
+                            // SAFETY: `w` is `c × o` inside plane `t`; `src` is `o × (a1 − a0)·span`,
+                            // rows `oy0..oy0 + a1 − a0` (below `ho`) of each channel's copy `s`;
+                            // the destination is phase rows `a0..a1` of each channel's `hp · span`.
+                            #[allow(unsafe_code)]
+                            unsafe {
+                                matmul(
+                                    g.c,
+                                    (a1 - a0) * span,
+                                    g.o,
+                                    out.as_mut_ptr().add(a0 * span),
+                                    hp * span,
+                                    true,
+                                    w,
+                                    src,
+                                    threads,
+                                )
+                            };
+                        }
+                    }
+                    for (j, dxi) in dxg.chunks_mut(image).enumerate() {
+                        for (dplane, rows) in dxi.chunks_mut(g.h * g.w).zip(out.chunks(hp * span)) {
+                            for (a, src) in rows.chunks_exact(span).enumerate() {
+                                let row = &mut dplane[(2 * a + py) * g.w..][..g.w];
+                                let src = &src[j * wp..(j + 1) * wp];
+                                row[px..].iter_mut().step_by(2).zip(src).for_each(|(d, &v)| *d = v);
+                            }
+                        }
+                    }
+                })
+            })
+        }
+    });
+    dx
+}
+
 /// Fills each phase's [`Phase::weight`] from `weight` (`[o, c, k, k]`) in one pass, blocks
 /// of input channels in parallel: each output channel's kernels of a block are read as one
 /// run (reading one kernel at a time per input channel went through the weight with a
@@ -1305,7 +1415,11 @@ impl CustomOp3 for ConvInputGrad {
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         if g.stride == 2 && g.group() > 1 {
-            let dx = input_gradient_phase_groups(g, dy, weight, y, self.relu);
+            let dx = if suits_phase_taps(g) {
+                input_gradient_phase_taps(g, dy, weight, y, self.relu)
+            } else {
+                input_gradient_phase_groups(g, dy, weight, y, self.relu)
+            };
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
         // Added into below.
@@ -1746,9 +1860,10 @@ mod tests {
 
         /// Groups of narrow images (one to all of them) on the tap products at every stride
         /// (so also the input gradient at stride 1, the tap products of the rotated
-        /// kernels, masked by the fused ReLU): every padding, kernel rows that reach no
-        /// input for some output rows, strides with rows of unequal phases. All equal
-        /// direct loops.
+        /// kernels, masked by the fused ReLU; at stride 2 the input gradient's products per
+        /// phase and tap, [`super::input_gradient_phase_taps`]): every padding, kernel rows
+        /// that reach no input for some output rows, strides with rows of unequal phases.
+        /// All equal direct loops.
         #[test]
         fn tap_products_equal_direct_loops(
             n in 1usize..5, c in 1usize..6, o in 1usize..8, k in prop::sample::select(vec![2usize, 3, 5]),
