@@ -173,8 +173,11 @@ proptest! {
     fn fused_conv_batch_norm_equals_the_two_layers(
         n in 1usize..3, c in 1usize..4, o in 1usize..15, k in prop_oneof![Just(1usize), Just(3)],
         stride in 1usize..3, same in any::<bool>(), h in 3usize..8, w in prop_oneof![3usize..8, 16usize..20],
-        act in activation(), train in any::<bool>(), seed in any::<u64>(),
+        act in activation(), train in any::<bool>(), taps in any::<bool>(), seed in any::<u64>(),
     ) {
+        // The tap products at any channel count: in training the input gradient then reads
+        // the kernels that the forward pass put in tap order.
+        conv::tests::ANY_TAPS.store(taps, std::sync::atomic::Ordering::Relaxed);
         let mut b = Builder::new(seed, &Device::Cpu);
         let padding = if same { Padding::Same } else { Padding::Valid };
         let conv = Conv2d::new(&mut b, "conv", c, o, k, stride, padding).unwrap();

@@ -397,11 +397,13 @@ impl CustomOp3 for BatchNormGrad {
 }
 
 /// What a fused convolution → [PReLU →] batch norm → activation keeps from its training
-/// forward pass for its backward pass: the convolution's output `z` (bias included) and the
-/// batch statistics of `prelu(z)`.
+/// forward pass for its backward pass: the convolution's output `z` (bias included), the
+/// batch statistics of `prelu(z)`, and the kernels in tap order if the convolution made
+/// them (its input gradient reads the same).
 pub(crate) struct Saved {
     pub(crate) z: Vec<f32>,
     pub(crate) stats: Stats,
+    pub(crate) planes: Option<Arc<Vec<f32>>>,
 }
 
 /// The PReLU slope of channel `ch` (1 without PReLU: the identity).
@@ -457,7 +459,7 @@ impl candle_core::CustomOp2 for ConvNormGrad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let Some(Saved { z, stats: st }) = self.saved.get() else {
+        let Some(Saved { z, stats: st, .. }) = self.saved.get() else {
             candle_core::bail!("convolution → batch norm: backward before forward")
         };
         let (y, dy) = (contiguous(s1, l1, "batch norm output")?, contiguous(s2, l2, "batch norm gradient")?);
