@@ -577,11 +577,10 @@ impl CustomOp3 for ConvNormOp {
             Statistics::Fixed { mean, inv_std } => (mean, inv_std),
             Statistics::Batch { eps, saved } => {
                 // The kernels in tap order, if made, stay for the input gradient.
-                let (z, extra) = forward_masked(&g, x, None, weight, bias, Epilogue::Identity, Some(slope));
-                let geometry = (g.n * g.o, g.o, g.pixels());
-                let sums = extra.sums.as_deref();
-                let (y, stats) = norm::normalise_batch(&z, geometry, slope, gamma, beta, *eps, self.act, sums)?;
-                if saved.set(norm::Saved { z, stats, planes: extra.planes.map(Arc::new) }).is_err() {
+                let (z, planes) = forward_masked(&g, x, None, weight, bias, Epilogue::Identity, true);
+                let (y, stats) =
+                    norm::normalise_batch(&z, (g.n * g.o, g.o, g.pixels()), slope, gamma, beta, *eps, self.act)?;
+                if saved.set(norm::Saved { z, stats, planes: planes.map(Arc::new) }).is_err() {
                     candle_core::bail!("convolution → batch norm: the op ran twice")
                 }
                 return Ok((CpuStorage::F32(y), shape));
@@ -700,34 +699,16 @@ impl ConvNormOp {
 
 /// `y = conv(x, weight) + bias` for all images, then `epilogue`: `[n, o, ho, wo]`.
 fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
-    forward_masked(g, x, None, weight, bias, epilogue, None).0
-}
-
-/// What the training forward pass of a fused convolution → batch norm gets from
-/// [`forward_masked`] besides the output: the kernels in [`tap_major`] order where the tap
-/// products made them, and each output plane's [`norm::PlaneSums`] where the direct kernel
-/// wrote the output (one image at a time, so that they are summed while the image's
-/// output is in cache rather than read back from memory).
-#[derive(Default)]
-struct Extra {
-    planes: Option<Vec<f32>>,
-    sums: Option<Vec<norm::PlaneSums>>,
+    forward_masked(g, x, None, weight, bias, epilogue, false).0
 }
 
 /// [`forward`] of `x` zeroed where `mask` (the same shape) is not positive, one image at a
-/// time in a reusable buffer. With `train` (the PReLU slopes of a fused convolution → batch
-/// norm in training, if any), also its [`Extra`]:
-/// - the kernels in tap order, for the layer's input gradient, which reads the same.
-///   Measured on the SqueezeNet-like network's layers (batch 32, 2 threads, shared and
-///   remade alternated in one process), the backward pass of 512 → 1024 channels at 4 × 4
-///   took 0.93× the time, 512 → 512 at stride 2 from 8 × 8 0.96× and 256 → 512 at 8 × 8
-///   0.98×;
-/// - the output planes' sums for the batch statistics, made right after the direct kernel
-///   wrote each image instead of in a pass over the whole output. Measured likewise, the
-///   training forward pass (convolution, batch norm, ELU) took 0.66× the time for 1 → 32
-///   channels at stride 2 from 128², 0.81× for 32 → 32 at 64², 0.83× for 32 → 64 at stride
-///   2, 0.88× for 64 → 128 at 32², 0.95× for 128 → 128 at stride 2 and 0.92× for
-///   128 → 256 at 16².
+/// time in a reusable buffer. With `keep`, also the kernels in [`tap_major`] order where
+/// the tap products made them, for the input gradient of a training step, which reads the
+/// same: measured on the SqueezeNet-like network's layers (batch 32, 2 threads, shared and
+/// remade alternated in one process), the backward pass of 512 → 1024 channels at 4 × 4
+/// took 0.93× the time, 512 → 512 at stride 2 from 8 × 8 0.96× and 256 → 512 at 8 × 8
+/// 0.98×.
 fn forward_masked(
     g: &Geometry,
     x: &[f32],
@@ -735,53 +716,38 @@ fn forward_masked(
     weight: &[f32],
     bias: &[f32],
     epilogue: Epilogue<'_>,
-    train: Option<Option<&[f32]>>,
-) -> (Vec<f32>, Extra) {
+    keep: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let (threads, image, len) = (product_threads(g.n), g.c * g.h * g.w, g.n * g.o * g.pixels());
     let inputs = |i: usize| (&x[i * image..(i + 1) * image], mask.map(|m| &m[i * image..(i + 1) * image]));
     if direct::suits(g) {
         let plan = direct::Plan::new(g, weight);
-        let sums: Vec<OnceLock<Vec<norm::PlaneSums>>> =
-            (0..if train.is_some() { g.n } else { 0 }).map(|_| OnceLock::new()).collect();
         let write = |y: &mut [MaybeUninit<f32>]| {
             for_images(y, g.o * g.pixels(), g.n, |i, yi| {
                 let (xi, mi) = inputs(i);
                 plan.forward_image(g, xi, mi, bias, epilogue, yi, threads);
-                if let (Some(slope), Some(slot)) = (train, sums.get(i)) {
-                    // SAFETY: `forward_image` wrote every value of `yi`.
-                    #[allow(unsafe_code)]
-                    let yi = unsafe { std::slice::from_raw_parts(yi.as_ptr().cast::<f32>(), yi.len()) };
-                    let planes = yi.chunks(g.pixels().max(1));
-                    let _ = slot.set(
-                        planes.enumerate().map(|(ch, p)| norm::plane_sums(p, norm::slope_of(slope, ch))).collect(),
-                    );
-                }
             });
         };
         // SAFETY: `for_images` hands each image's `o · ho · wo` values to the direct
         // kernel, which writes every one of them.
         #[allow(unsafe_code)]
-        let y = unsafe { planes::written(len, write) };
-        let sums: Option<Vec<norm::PlaneSums>> = train
-            .and_then(|_| sums.into_iter().map(|s| s.into_inner()).collect::<Option<Vec<_>>>())
-            .map(|v| v.concat());
-        return (y, Extra { planes: None, sums });
+        return (unsafe { planes::written(len, write) }, None);
     }
     let mut y = zeros(len);
     if g.group() > 1 {
         if suits_taps(g) {
             let planes = tap_major(weight, g.o, g.c, g.k * g.k);
             forward_taps(g, x, mask, &Taps { weight: &planes, rotated: false }, bias, epilogue, &mut y);
-            return (y, Extra { planes: train.map(|_| planes), sums: None });
+            return (y, keep.then_some(planes));
         }
         forward_groups(g, x, mask, weight, bias, epilogue, &mut y);
-        return (y, Extra::default());
+        return (y, None);
     }
     for_images(&mut y, g.o * g.pixels(), g.n, |i, yi| match inputs(i) {
         (xi, None) => forward_image(g, xi, weight, bias, epilogue, yi, threads),
         (xi, Some(m)) => with_masked(xi, m, |buf| forward_image(g, buf, weight, bias, epilogue, yi, threads)),
     });
-    (y, Extra::default())
+    (y, None)
 }
 
 /// Calls `f` with `x` zeroed where `mask` (the same length) is not positive, in this
@@ -1479,7 +1445,7 @@ impl CustomOp3 for ConvInputGrad {
                 dx
             } else {
                 let rotated = rotate_kernels(weight, g.o, g.c, g.k * g.k);
-                forward_masked(&gt, dy, mask, &rotated, &zero, Epilogue::Identity, None).0
+                forward_masked(&gt, dy, mask, &rotated, &zero, Epilogue::Identity, false).0
             };
             return Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))));
         }
