@@ -756,22 +756,34 @@ pub(crate) fn weight_gradient_lanes(
         let lanes = &lanes[..];
         let xs = &xs[..images * g.c * g.h * g.w];
         with_padded(g, xs, None, &layout, threads, |xpad| {
-            // A task's blocks of output channels `b0..b1` (its rows of `dw`): per pass over
-            // a range of pixels and per channel block, every tap block in turn, so that the
-            // block's gradients at those pixels (32 KiB) are read from L1 for all of them;
-            // the input values, about a tenth as many per tap block, come from L2. (Tap
-            // blocks outside, channel blocks inside, read the gradients from L2: measured
-            // in one process, old and new alternated, the backward pass through batch norm
-            // and ELU took 0.97–0.99× the time of that order at 8 × 8 to 32 × 32, 32
-            // images, 2 threads; passes of 64, 128 or 512 pixels gained less.)
+            // A task's blocks of output channels `b0..b1` (its rows of `dw`), per pass over
+            // a range of pixels. Where the blocks are spread over the threads (the whole
+            // batch at once), per channel block every tap block in turn, so that the
+            // block's gradients at those pixels (32 KiB) are read from L1 for all of them
+            // and the input values, about a tenth as many per tap block, from L2: measured
+            // in one process against the other order, old and new alternated, the backward
+            // pass through batch norm and ELU took 0.97–0.99× the time at 8 × 8 to 16 × 16
+            // and 128 channels or more (32 images, 2 threads; passes of 64, 128 or 512
+            // pixels gained less). Elsewhere (a few images per thread, all its channel
+            // blocks) per tap block every channel block in turn, so that the input values
+            // are read from L1 for all of them: the other order there made the small
+            // screening classifier's training step 0.5–4 % slower in 5 of 6 runs.
             let task = |(t, dw): (usize, &mut [f32])| {
                 let b0 = t * per_task;
                 let nb = dw.len().div_ceil(LANE_ROWS * taps.max(1));
                 with_buffer(&LANE_SUMS, nb * offsets.len() * LANE_ROWS, |acc| {
+                    // `(tap block, channel block)` pairs in the order of the pass.
+                    let tap_blocks = offsets.len() / LANE_TAPS;
+                    let order: Vec<(usize, usize)> = if threads > 1 {
+                        (0..nb).flat_map(|j| (0..tap_blocks).map(move |c| (c, j))).collect()
+                    } else {
+                        (0..tap_blocks).flat_map(|c| (0..nb).map(move |j| (c, j))).collect()
+                    };
                     for q0 in (0..count).step_by(LANE_PIXELS) {
                         let q1 = (q0 + LANE_PIXELS).min(count);
-                        for j in 0..nb {
-                            for (c, off) in offsets.chunks_exact(LANE_TAPS).enumerate() {
+                        for &(c, j) in &order {
+                            let off = &offsets[c * LANE_TAPS..(c + 1) * LANE_TAPS];
+                            {
                                 let lanes = &lanes[(b0 + j) * block_len..(b0 + j + 1) * block_len];
                                 let at = (j * offsets.len() + c * LANE_TAPS) * LANE_ROWS;
                                 let acc = &mut acc[at..at + LANE_TAPS * LANE_ROWS];
