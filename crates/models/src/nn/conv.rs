@@ -684,9 +684,10 @@ impl ConvNormOp {
         planes: Option<Arc<Vec<f32>>>,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         // Without a fused ReLU the kernels ignore their third input: `dz` stands in.
-        let dx = match x.track_op() {
-            true => Some(dz.apply_op3_no_bwd(weight, dz, &ConvInputGrad { g, relu: false, planes })?),
-            false => None,
+        let dx = if x.track_op() {
+            Some(dz.apply_op3_no_bwd(weight, dz, &ConvInputGrad { g, relu: false, planes })?)
+        } else {
+            None
         };
         let dw = if weight.track_op() {
             Some(dz.apply_op3_no_bwd(x, dz, &ConvWeightGrad { g, relu: false, bias: false })?)

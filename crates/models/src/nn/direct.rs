@@ -772,41 +772,39 @@ pub(crate) fn weight_gradient_lanes(
                 let b0 = t * per_task;
                 let nb = dw.len().div_ceil(LANE_ROWS * taps.max(1));
                 with_buffer(&LANE_SUMS, nb * offsets.len() * LANE_ROWS, |acc| {
-                    // `(tap block, channel block)` pairs in the order of the pass.
                     let tap_blocks = offsets.len() / LANE_TAPS;
-                    let order: Vec<(usize, usize)> = if threads > 1 {
-                        (0..nb).flat_map(|j| (0..tap_blocks).map(move |c| (c, j))).collect()
-                    } else {
-                        (0..tap_blocks).flat_map(|c| (0..nb).map(move |j| (c, j))).collect()
-                    };
                     for q0 in (0..count).step_by(LANE_PIXELS) {
                         let q1 = (q0 + LANE_PIXELS).min(count);
-                        for &(c, j) in &order {
+                        for step in 0..tap_blocks * nb {
+                            // `(tap block, channel block)` of this step of the pass.
+                            let (c, j) = if threads > 1 {
+                                (step % tap_blocks, step / tap_blocks)
+                            } else {
+                                (step / nb, step % nb)
+                            };
                             let off = &offsets[c * LANE_TAPS..(c + 1) * LANE_TAPS];
-                            {
-                                let lanes = &lanes[(b0 + j) * block_len..(b0 + j + 1) * block_len];
-                                let at = (j * offsets.len() + c * LANE_TAPS) * LANE_ROWS;
-                                let acc = &mut acc[at..at + LANE_TAPS * LANE_ROWS];
-                                #[cfg(target_arch = "x86_64")]
-                                // SAFETY: AVX-512F is present (`suits_lanes`); `lanes` holds a
-                                // row of 32 values for each of the pixels `q0..q1`; every origin plus a tap offset lies in `xpad` (each
-                                // pixel's taps stay inside its image's padded rows); `acc` holds
-                                // 9 × 32 sums.
-                                #[allow(unsafe_code)]
-                                unsafe {
-                                    avx512::weight_lanes(
-                                        &lanes[q0 * LANE_ROWS..q1 * LANE_ROWS],
-                                        xpad,
-                                        &origins[q0..q1],
-                                        edges.as_ref().map(|e| (e.as_slice(), q0 % pixels)),
-                                        off,
-                                        acc,
-                                        q0 == 0,
-                                    )
-                                };
-                                #[cfg(not(target_arch = "x86_64"))]
-                                let _ = (off, acc, q1, xpad, lanes);
-                            }
+                            let lanes = &lanes[(b0 + j) * block_len..(b0 + j + 1) * block_len];
+                            let at = (j * offsets.len() + c * LANE_TAPS) * LANE_ROWS;
+                            let acc = &mut acc[at..at + LANE_TAPS * LANE_ROWS];
+                            #[cfg(target_arch = "x86_64")]
+                            // SAFETY: AVX-512F is present (`suits_lanes`); `lanes` holds a
+                            // row of 32 values for each of the pixels `q0..q1`; every origin
+                            // plus a tap offset lies in `xpad` (each pixel's taps stay inside
+                            // its image's padded rows); `acc` holds 9 × 32 sums.
+                            #[allow(unsafe_code)]
+                            unsafe {
+                                avx512::weight_lanes(
+                                    &lanes[q0 * LANE_ROWS..q1 * LANE_ROWS],
+                                    xpad,
+                                    &origins[q0..q1],
+                                    edges.as_ref().map(|e| (e.as_slice(), q0 % pixels)),
+                                    off,
+                                    acc,
+                                    q0 == 0,
+                                )
+                            };
+                            #[cfg(not(target_arch = "x86_64"))]
+                            let _ = (off, acc, q1, xpad, lanes);
                         }
                     }
                     // Back to `[o, taps]`, 16 taps at a time (a tile of 2 KiB of `acc`).
