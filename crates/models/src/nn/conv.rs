@@ -867,38 +867,83 @@ impl Taps<'_> {
     }
 }
 
-/// Where [`forward_taps`] copies each value of one channel of one image, worked out once
-/// per call: `inside` pairs (place in the copies, counted from the channel's first copy
-/// row and the image's first column; place in the input plane), `zeros` the places that
-/// take padding. Copying row by row, the deep layers' rows of 4 to 8 values cost more in
-/// slicing and zero fills than in the values.
+/// Where the tap products ([`forward_taps`], [`input_gradient_phase_taps`]) copy each value
+/// of one channel of one image, worked out once per call: `inside` pairs (place in the
+/// copies, counted from the channel's first copy row and the image's first column; place
+/// in the channel's source plane), `zeros` the places that take padding. Copying row by
+/// row, the deep layers' rows of 4 to 8 values cost more in slicing and zero fills than in
+/// the values.
 struct CopyPlan {
     inside: Vec<(usize, usize)>,
     zeros: Vec<usize>,
 }
 
 impl CopyPlan {
-    /// The plan of `g` for groups of `m` images.
-    fn new(g: &Geometry, m: usize) -> Self {
-        let (s, hs) = (g.stride, g.h.div_ceil(g.stride));
-        let span = m * g.wo;
+    /// The plan of copies `q` of `channels` channels whose row `r` holds source row
+    /// `rows(q, r)` and column `col` source column `cols(q, col)` (`None`: padding), `(count,
+    /// width)` rows and columns per copy, each row `span` values long (the images' rows side
+    /// by side), from source planes `source_width` values wide. Copy `q` of channel `ch`, row
+    /// `r` starts at `((q·channels + ch)·count + r)·span`.
+    fn new(
+        copies: usize,
+        channels: usize,
+        (count, width, span): (usize, usize, usize),
+        source_width: usize,
+        rows: impl Fn(usize, usize) -> Option<usize>,
+        cols: impl Fn(usize, usize) -> Option<usize>,
+    ) -> Self {
         let (mut inside, mut zeros) = (Vec::new(), Vec::new());
-        for kx in 0..g.k {
-            for p in 0..s {
-                for a in 0..hs {
-                    let iy = a * s + p;
-                    for ox in 0..g.wo {
-                        let at = (((kx * s + p) * g.c) * hs + a) * span + ox;
-                        let ix = (ox * s + kx).checked_sub(g.left).filter(|&ix| ix < g.w);
-                        match ix {
-                            Some(ix) if iy < g.h => inside.push((at, iy * g.w + ix)),
-                            _ => zeros.push(at),
-                        }
+        for q in 0..copies {
+            for r in 0..count {
+                for col in 0..width {
+                    let at = (q * channels * count + r) * span + col;
+                    match (rows(q, r), cols(q, col)) {
+                        (Some(row), Some(c)) => inside.push((at, row * source_width + c)),
+                        _ => zeros.push(at),
                     }
                 }
             }
         }
         CopyPlan { inside, zeros }
+    }
+
+    /// The copies of [`forward_taps`] for `g`, groups of `m` images: `(kx, p)` for each
+    /// kernel column `kx` and row phase `p`.
+    fn taps(g: &Geometry, m: usize) -> Self {
+        let (s, hs) = (g.stride, g.h.div_ceil(g.stride));
+        let rows = |q: usize, a: usize| Some(a * s + q % s).filter(|&iy| iy < g.h);
+        let cols = |q: usize, ox: usize| (ox * s + q / s).checked_sub(g.left).filter(|&ix| ix < g.w);
+        CopyPlan::new(g.k * s, g.c, (hs, g.wo, m * g.wo), g.w, rows, cols)
+    }
+
+    /// Copies `src` (planes of `plane` values) into `copies` for the source planes at
+    /// `from(ch, j)` of channel `ch` and image `j` of the group, zero where `mask` (as long as
+    /// `src`) is not positive.
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &self,
+        src: &[f32],
+        mask: Option<&[f32]>,
+        copies: &mut [f32],
+        (channels, images): (usize, usize),
+        (count, width): (usize, usize),
+        from: impl Fn(usize, usize) -> usize,
+    ) {
+        let span = images * width;
+        for ch in 0..channels {
+            for j in 0..images {
+                let (d0, s0) = (ch * count * span + j * width, from(ch, j));
+                let dst = &mut copies[d0..];
+                match mask {
+                    None => self.inside.iter().for_each(|&(d, v)| dst[d] = src[s0 + v]),
+                    Some(mask) => self.inside.iter().for_each(|&(d, v)| {
+                        let at = s0 + v;
+                        dst[d] = if mask[at] > 0.0 { src[at] } else { 0.0 };
+                    }),
+                }
+                self.zeros.iter().for_each(|&d| dst[d] = 0.0);
+            }
+        }
     }
 }
 
@@ -928,34 +973,14 @@ fn forward_taps(
     let (pixels, image, s) = (g.pixels(), g.c * g.h * g.w, g.stride);
     // Rows per phase copy.
     let hs = g.h.div_ceil(s);
-    let full = g.group().min(g.n);
-    let plan = CopyPlan::new(g, full);
     for_groups(g, y, g.o * pixels, |i0, m, yg, threads| {
         let span = m * g.wo;
-        // The last group may hold fewer images: its copy rows are shorter.
-        let last;
-        let plan = if m == full {
-            &plan
-        } else {
-            last = CopyPlan::new(g, m);
-            &last
-        };
+        // Per group: the last may hold fewer images, and its copy rows are shorter.
+        let plan = CopyPlan::taps(g, m);
         // Copy `(kx, p)` of channel `ci`, row `a` starts at `((kx·s + p)·c + ci)·hs + a` spans.
         with_cols(g.k * s * g.c * hs * span, |copies| {
-            for ci in 0..g.c {
-                for j in 0..m {
-                    let (d0, s0) = (ci * hs * span + j * g.wo, (i0 + j) * image + ci * g.h * g.w);
-                    let dst = &mut copies[d0..];
-                    match mask {
-                        None => plan.inside.iter().for_each(|&(d, v)| dst[d] = x[s0 + v]),
-                        Some(mask) => plan.inside.iter().for_each(|&(d, v)| {
-                            let at = s0 + v;
-                            dst[d] = if mask[at] > 0.0 { x[at] } else { 0.0 };
-                        }),
-                    }
-                    plan.zeros.iter().for_each(|&d| dst[d] = 0.0);
-                }
-            }
+            let from = |ci: usize, j: usize| (i0 + j) * image + ci * g.h * g.w;
+            plan.copy(x, mask, copies, (g.c, m), (hs, g.wo), from);
             with_buffer(&GRAD, g.o * g.ho * span, |out| {
                 for (row, &b) in out.chunks_mut(g.ho * span).zip(bias) {
                     row.fill(b);
@@ -1279,24 +1304,28 @@ fn input_gradient_phase_groups(g: &Geometry, dy: &[f32], weight: &[f32], y: &[f3
 }
 
 /// Whether [`input_gradient_phase_taps`] takes the stride-2 input gradient of `g` (one
-/// that [`input_gradient_phase_groups`] would): outputs of at most 16 pixels, and output
+/// that [`input_gradient_phase_groups`] would): outputs of at most 64 pixels, and output
 /// channels (the products' inner dimension) as in [`suits_taps`]. Measured in one
 /// process, old and new alternated (32 images, 2 threads, a layer's backward pass through
 /// batch norm and ELU): at 4 × 4 outputs 128 → 128 channels 0.89×, 256 → 256 0.97–0.98×,
-/// 512 → 512 0.90–0.92× the time; at 8 × 8 outputs 64 → 64 1.02–1.04×, 256 → 256
-/// 0.99–1.02×, 512 → 512 0.98–0.99×.
+/// 512 → 512 0.90–0.92× the time. At 8 × 8 outputs it was no faster (0.98–1.04×) until
+/// the copies went by a [`CopyPlan`], once for both row phases: then 64 → 64 0.87×,
+/// 256 → 256 0.95×.
 fn suits_phase_taps(g: &Geometry) -> bool {
     #[cfg(test)]
     if tests::ANY_TAPS.load(std::sync::atomic::Ordering::Relaxed) {
         return g.k > 1;
     }
-    g.pixels() <= 16 && suits_taps(&Geometry { c: g.o, ..*g })
+    g.pixels() <= 64 && suits_taps(&Geometry { c: g.o, ..*g })
 }
 
-/// [`input_gradient_phase_groups`] as products per kernel tap (see [`suits_phase_taps`]). Input pixel `(2a + py, 2b + px)` receives from kernel tap
-/// `(ky, kx)` of its phase the output gradient at `(a + sy, b + sx)` ([`Geometry::phase_taps`]).
-/// Per group of `m` images, the output gradient (masked by a fused ReLU's `y`) is copied
-/// once per column shift `sx`, columns ordered `(row, image, b)` over the phase's width;
+/// [`input_gradient_phase_groups`] as products per kernel tap (see [`suits_phase_taps`]).
+/// Input pixel `(2a + py, 2b + px)` receives from kernel tap `(ky, kx)` of its phase the
+/// output gradient at `(a + sy, b + sx)` ([`Geometry::phase_taps`]).
+/// Per group of `m` images and column phase, the output gradient (masked by a fused ReLU's
+/// `y`) is copied once per column shift `sx`, columns ordered `(row, image, b)` over the
+/// phase's width (measured on 512 → 512 channels at 4 × 4 outputs, once per column phase
+/// instead of once per phase, by a [`CopyPlan`] instead of value by value: 0.96× the time);
 /// then each tap is one product `W_tapᵀ · copy` over the phase rows `a` whose row `a + sy`
 /// exists, a contiguous run of columns, added into the phase's gradient, which is then
 /// spread into the images' rows and columns of that parity. No column matrix of `o · taps`
@@ -1307,81 +1336,71 @@ fn input_gradient_phase_taps(g: &Geometry, dy: &[f32], wt: &[f32], y: &[f32], re
     let (pixels, image, plane) = (g.pixels(), g.c * g.h * g.w, g.o * g.c);
     let mut dx = zeros(g.n * image);
     for_groups(g, &mut dx, image, |i0, m, dxg, threads| {
-        for phase in 0..4 {
-            let (py, px) = (phase / 2, phase % 2);
-            let (ys, xs) = (g.phase_taps(g.top, py), g.phase_taps(g.left, px));
-            let (hp, wp) = (size(g.h, py), size(g.w, px));
-            if ys.is_empty() || xs.is_empty() || hp * wp == 0 {
+        // The copies depend on the column phase only: both row phases read them.
+        for px in 0..2 {
+            let (xs, wp) = (g.phase_taps(g.left, px), size(g.w, px));
+            if xs.is_empty() || wp == 0 {
                 continue;
             }
             let span = m * wp;
+            // Copy `q` (shift `xs[q].1`) of channel `oc`, row `oy` starts at `((q·o + oc)·ho
+            // + oy)` spans; its column `b` holds the gradient's column `b + shift`.
+            let cols = |q: usize, b: usize| (b as isize + xs[q].1).try_into().ok().filter(|&ox: &usize| ox < g.wo);
+            let plan = CopyPlan::new(xs.len(), g.o, (g.ho, wp, span), g.wo, |_, oy| Some(oy), cols);
             with_cols(xs.len() * g.o * g.ho * span, |copies| {
-                // Copy `s` (shift `xs[s].1`) of channel `o`, row `oy` starts at
-                // `((s·o + oc)·ho + oy)` spans.
-                for (s, &(_, sx)) in xs.iter().enumerate() {
-                    for oc in 0..g.o {
-                        for oy in 0..g.ho {
-                            let at = ((s * g.o + oc) * g.ho + oy) * span;
-                            for (j, row) in copies[at..at + span].chunks_exact_mut(wp).enumerate() {
-                                let src = ((i0 + j) * g.o + oc) * pixels + oy * g.wo;
-                                for (b, d) in row.iter_mut().enumerate() {
-                                    let ox = b as isize + sx;
-                                    *d = if ox < 0 || ox >= g.wo as isize {
-                                        0.0
-                                    } else {
-                                        let at = src + ox as usize;
-                                        if relu && y[at] <= 0.0 { 0.0 } else { dy[at] }
-                                    };
+                let from = |oc: usize, j: usize| ((i0 + j) * g.o + oc) * pixels;
+                plan.copy(dy, relu.then_some(y), copies, (g.o, m), (g.ho, wp), from);
+                for py in 0..2 {
+                    let (ys, hp) = (g.phase_taps(g.top, py), size(g.h, py));
+                    if ys.is_empty() || hp == 0 {
+                        continue;
+                    }
+                    with_buffer(&GRAD, g.c * hp * span, |out| {
+                        out.fill(0.0);
+                        for &(ky, sy) in &ys {
+                            // Phase rows `a` whose gradient row `a + sy` exists.
+                            let a0 = (-sy).max(0) as usize;
+                            let a1 = (g.ho as isize - sy).clamp(0, hp as isize) as usize;
+                            if a0 >= a1 {
+                                continue;
+                            }
+                            let oy0 = (a0 as isize + sy) as usize;
+                            for (s, &(kx, _)) in xs.iter().enumerate() {
+                                // `W[o, c, ky, kx]ᵀ`: `c × o`, from the tap's `[o, c]` plane.
+                                let t = ky * g.k + kx;
+                                let w = Mat { ptr: wt[t * plane..].as_ptr(), row_stride: 1, col_stride: g.c };
+                                let at = ((s * g.o) * g.ho + oy0) * span;
+                                let src = Mat { ptr: copies[at..].as_ptr(), row_stride: g.ho * span, col_stride: 1 };
+                                // SAFETY: `w` is `c × o` inside plane `t`; `src` is `o × (a1 − a0)·span`,
+                                // rows `oy0..oy0 + a1 − a0` (below `ho`) of each channel's copy `s`;
+                                // the destination is phase rows `a0..a1` of each channel's `hp · span`.
+                                #[allow(unsafe_code)]
+                                unsafe {
+                                    matmul(
+                                        g.c,
+                                        (a1 - a0) * span,
+                                        g.o,
+                                        out.as_mut_ptr().add(a0 * span),
+                                        hp * span,
+                                        true,
+                                        w,
+                                        src,
+                                        threads,
+                                    )
+                                };
+                            }
+                        }
+                        for (j, dxi) in dxg.chunks_mut(image).enumerate() {
+                            for (dplane, rows) in dxi.chunks_mut(g.h * g.w).zip(out.chunks(hp * span)) {
+                                for (a, src) in rows.chunks_exact(span).enumerate() {
+                                    let row = &mut dplane[(2 * a + py) * g.w..][..g.w];
+                                    let src = &src[j * wp..(j + 1) * wp];
+                                    row[px..].iter_mut().step_by(2).zip(src).for_each(|(d, &v)| *d = v);
                                 }
                             }
                         }
-                    }
+                    })
                 }
-                with_buffer(&GRAD, g.c * hp * span, |out| {
-                    out.fill(0.0);
-                    for &(ky, sy) in &ys {
-                        // Phase rows `a` whose gradient row `a + sy` exists.
-                        let a0 = (-sy).max(0) as usize;
-                        let a1 = (g.ho as isize - sy).clamp(0, hp as isize) as usize;
-                        if a0 >= a1 {
-                            continue;
-                        }
-                        let oy0 = (a0 as isize + sy) as usize;
-                        for (s, &(kx, _)) in xs.iter().enumerate() {
-                            // `W[o, c, ky, kx]ᵀ`: `c × o`, from the tap's `[o, c]` plane.
-                            let t = ky * g.k + kx;
-                            let w = Mat { ptr: wt[t * plane..].as_ptr(), row_stride: 1, col_stride: g.c };
-                            let at = ((s * g.o) * g.ho + oy0) * span;
-                            let src = Mat { ptr: copies[at..].as_ptr(), row_stride: g.ho * span, col_stride: 1 };
-                            // SAFETY: `w` is `c × o` inside plane `t`; `src` is `o × (a1 − a0)·span`,
-                            // rows `oy0..oy0 + a1 − a0` (below `ho`) of each channel's copy `s`;
-                            // the destination is phase rows `a0..a1` of each channel's `hp · span`.
-                            #[allow(unsafe_code)]
-                            unsafe {
-                                matmul(
-                                    g.c,
-                                    (a1 - a0) * span,
-                                    g.o,
-                                    out.as_mut_ptr().add(a0 * span),
-                                    hp * span,
-                                    true,
-                                    w,
-                                    src,
-                                    threads,
-                                )
-                            };
-                        }
-                    }
-                    for (j, dxi) in dxg.chunks_mut(image).enumerate() {
-                        for (dplane, rows) in dxi.chunks_mut(g.h * g.w).zip(out.chunks(hp * span)) {
-                            for (a, src) in rows.chunks_exact(span).enumerate() {
-                                let row = &mut dplane[(2 * a + py) * g.w..][..g.w];
-                                let src = &src[j * wp..(j + 1) * wp];
-                                row[px..].iter_mut().step_by(2).zip(src).for_each(|(d, &v)| *d = v);
-                            }
-                        }
-                    }
-                })
             })
         }
     });
