@@ -392,7 +392,66 @@ mod avx512 {
         _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
     };
 
+    use std::arch::x86_64::{_CMP_EQ_OQ, _mm512_loadu_epi32, _mm512_maskz_mov_ps, _mm512_permutex2var_ps};
+    use std::mem::MaybeUninit;
+
     use super::super::direct::avx512::mask;
+
+    /// One row pair of [`super::max_pool_2x2_grad`], 16 windows at a time (the last
+    /// masked): input rows `x`, the windows' maxima and gradients `(y, g)`, the gradient rows
+    /// `d`, of which it writes the first `2 · y.len()` values.
+    ///
+    /// # Safety
+    /// AVX-512F must be present; `x` and `d` rows must hold at least `2 · y.len()` values
+    /// and `g` as many as `y`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn max_pool_2x2_grad_rows(
+        (x0, x1): (&[f32], &[f32]),
+        (y, g): (&[f32], &[f32]),
+        (d0, d1): (&mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
+    ) {
+        // SAFETY (all four loads): 16 values from an array of 16.
+        let index = |f: fn(i32) -> i32| {
+            let at: [i32; 16] = std::array::from_fn(|k| f(k as i32));
+            unsafe { _mm512_loadu_epi32(at.as_ptr()) }
+        };
+        // Even and odd values of 32 (two vectors); and back: the first and last 16 of two
+        // vectors interleaved.
+        let (even, odd) = (index(|k| 2 * k), index(|k| 2 * k + 1));
+        let (low, high) = (index(|k| (k / 2) + 16 * (k % 2)), index(|k| 8 + (k / 2) + 16 * (k % 2)));
+        for i in (0..y.len()).step_by(16) {
+            // Windows `i..i + n`: `n` maxima and gradients, `2n` values in each row.
+            let n = (y.len() - i).min(16);
+            let (m, m0, m1) = (mask(n), mask((2 * n).min(16)), mask((2 * n).saturating_sub(16)));
+            // SAFETY: masked lanes are neither read nor written; the others lie in windows
+            // `i..i + n` of the rows, `y` and `g` (the caller's bounds).
+            unsafe {
+                let split = |row: &[f32]| {
+                    let at = row.as_ptr().add(2 * i);
+                    let (a, b) = (_mm512_maskz_loadu_ps(m0, at), _mm512_maskz_loadu_ps(m1, at.add(16)));
+                    (_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b))
+                };
+                let ((a, b), (c, e)) = (split(x0), split(x1));
+                let (top, gv) =
+                    (_mm512_maskz_loadu_ps(m, y.as_ptr().add(i)), _mm512_maskz_loadu_ps(m, g.as_ptr().add(i)));
+                let eq = |v| _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, top);
+                let (e0, e1, e2, e3) = (eq(a), eq(b), eq(c), eq(e));
+                // The first pixel that equals the maximum, or the window's first.
+                let p0 = e0 | !(e1 | e2 | e3);
+                let (p1, p2) = (!e0 & e1, !e0 & !e1 & e2);
+                let p3 = !e0 & !e1 & !e2 & e3;
+                let (v0, v1) = (_mm512_maskz_mov_ps(p0, gv), _mm512_maskz_mov_ps(p1, gv));
+                let (v2, v3) = (_mm512_maskz_mov_ps(p2, gv), _mm512_maskz_mov_ps(p3, gv));
+                let store = |row: &mut [MaybeUninit<f32>], l, r| {
+                    let at = row.as_mut_ptr().add(2 * i).cast::<f32>();
+                    _mm512_mask_storeu_ps(at, m0, _mm512_permutex2var_ps(l, low, r));
+                    _mm512_mask_storeu_ps(at.add(16), m1, _mm512_permutex2var_ps(l, high, r));
+                };
+                store(d0, v0, v1);
+                store(d1, v2, v3);
+            }
+        }
+    }
 
     /// [`super::prelu_plane`], 16 lanes at a time.
     #[target_feature(enable = "avx512f")]
@@ -522,13 +581,17 @@ impl CustomOp3 for MaxPoolGrad {
         }
         let (k, st) = (self.k, self.stride);
         if (k, st) == (2, 2) {
-            // Every input pixel in a window is written (not added to), so fresh zeroed pages
-            // do; the rows and columns no window covers stay zero.
-            let mut dx = zeros(x.len());
-            dx.par_chunks_mut(h * w)
-                .zip(x.par_chunks(h * w))
-                .zip(y.par_chunks(ho * wo).zip(dy.par_chunks(ho * wo)))
-                .for_each(|((dx, x), (y, dy))| max_pool_2x2_grad(w, dx, x, y, dy));
+            // Every input pixel is written (not added to), so the gradient needs no zeroing.
+            let write = |dx: &mut [MaybeUninit<f32>]| {
+                dx.par_chunks_mut(h * w)
+                    .zip(x.par_chunks(h * w))
+                    .zip(y.par_chunks(ho * wo).zip(dy.par_chunks(ho * wo)))
+                    .for_each(|((dx, x), (y, dy))| max_pool_2x2_grad(w, dx, x, y, dy));
+            };
+            // SAFETY: the planes cover `dx` (`x` is `planes` planes of `h · w`, checked above),
+            // and `max_pool_2x2_grad` writes every value of each.
+            #[allow(unsafe_code)]
+            let dx = unsafe { written(x.len(), write) };
             return Ok((CpuStorage::F32(dx), self.input.clone()));
         }
         let mut dx = zeroed(x.len());
@@ -555,22 +618,47 @@ impl CustomOp3 for MaxPoolGrad {
 
 /// One plane's gradient of 2 × 2, stride 2 max pooling (input rows `w` wide): each output's
 /// gradient goes to the first of its window's pixels that equals the maximum (the window's
-/// first pixel if none does), and 0 to the others. Branch-free, row pair by row pair.
-fn max_pool_2x2_grad(w: usize, dx: &mut [f32], x: &[f32], y: &[f32], dy: &[f32]) {
+/// first pixel if none does), and 0 to the others and to the pixels no window covers (a
+/// last odd row or column). Writes every value of `dx`. Branch-free, row pair by row pair,
+/// 16 windows at a time with AVX-512 (the portable loop elsewhere). Measured inside the
+/// screening classifiers' training steps (2 threads), against the portable loop over a
+/// zeroed gradient: 64 images of 32 channels at 60 × 60 0.22× the time (12–13 ms before),
+/// 64 of 64 at 26 × 26 0.2×, 32 of 32 at 196 × 196 0.32× (61 ms before), 32 of 64 at
+/// 94 × 94 0.37×.
+fn max_pool_2x2_grad(w: usize, dx: &mut [MaybeUninit<f32>], x: &[f32], y: &[f32], dy: &[f32]) {
     let wo = w / 2;
+    let vector = cfg!(target_arch = "x86_64") && super::direct::available();
     // `y` has one row per whole pair of input rows, so a trailing odd row is never paired.
-    for (((d, x), y), g) in dx.chunks_mut(2 * w).zip(x.chunks(2 * w)).zip(y.chunks(wo)).zip(dy.chunks(wo)) {
+    let pairs = y.len().checked_div(wo).unwrap_or(0);
+    let (covered, rest) = dx.split_at_mut((pairs * 2 * w).min(dx.len()));
+    rest.iter_mut().for_each(|d| {
+        d.write(0.0);
+    });
+    for (((d, x), y), g) in covered.chunks_mut(2 * w).zip(x.chunks(2 * w)).zip(y.chunks(wo)).zip(dy.chunks(wo)) {
         let (d0, d1) = d.split_at_mut(w);
         let (x0, x1) = x.split_at(w);
-        let windows =
-            d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2)).zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)));
-        for (((d0, d1), (x0, x1)), (&m, &g)) in windows.zip(y.iter().zip(g)) {
-            let (e0, e1, e2, e3) = (x0[0] == m, x0[1] == m, x1[0] == m, x1[1] == m);
-            let pick = |first: bool| if first { g } else { 0.0 };
-            d0[0] = pick(e0 || !(e1 || e2 || e3));
-            d0[1] = pick(!e0 && e1);
-            d1[0] = pick(!e0 && !e1 && e2);
-            d1[1] = pick(!e0 && !e1 && !e2 && e3);
+        if vector {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: AVX-512F is present; the rows hold `2 · y.len()` values or more.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::max_pool_2x2_grad_rows((x0, x1), (y, g), (&mut *d0, &mut *d1))
+            };
+        } else {
+            let windows =
+                d0.chunks_exact_mut(2).zip(d1.chunks_exact_mut(2)).zip(x0.chunks_exact(2).zip(x1.chunks_exact(2)));
+            for (((d0, d1), (x0, x1)), (&m, &g)) in windows.zip(y.iter().zip(g)) {
+                let (e0, e1, e2, e3) = (x0[0] == m, x0[1] == m, x1[0] == m, x1[1] == m);
+                let pick = |first: bool| if first { g } else { 0.0 };
+                d0[0].write(pick(e0 || !(e1 || e2 || e3)));
+                d0[1].write(pick(!e0 && e1));
+                d1[0].write(pick(!e0 && !e1 && e2));
+                d1[1].write(pick(!e0 && !e1 && !e2 && e3));
+            }
+        }
+        if w % 2 == 1 {
+            d0[w - 1].write(0.0);
+            d1[w - 1].write(0.0);
         }
     }
 }
@@ -888,14 +976,15 @@ mod tests {
         /// output's gradient to its window's maximum. (candle 0.11's own max-pooling
         /// gradient is that divided by k², and misplaced when k does not divide the size.)
         #[test]
-        fn max_pooling_equals_candle_and_direct_loops(n in 1usize..4, c in 1usize..4, k in 1usize..4, h in 3usize..13, w in 3usize..13, seed in any::<u64>()) {
+        fn max_pooling_equals_candle_and_direct_loops(n in 1usize..4, c in 1usize..4, k in 1usize..4, h in 3usize..13, w in 3usize..80, seed in any::<u64>()) {
             max_pooling_matches_direct_loops(&random(&[n, c, h, w], seed), k, seed)?;
         }
 
         /// With many ties (values from {0, 1, 2}) each window's gradient goes to its first
-        /// maximum, on the 2 × 2 fast path and the general one alike.
+        /// maximum, on the 2 × 2 fast path (rows of 32 values or more: its vector loop) and
+        /// the general one alike.
         #[test]
-        fn max_pooling_sends_tied_gradients_to_the_first_maximum(n in 1usize..3, c in 1usize..3, k in 1usize..4, h in 3usize..13, w in 3usize..13, seed in any::<u64>()) {
+        fn max_pooling_sends_tied_gradients_to_the_first_maximum(n in 1usize..3, c in 1usize..3, k in 1usize..4, h in 3usize..13, w in 3usize..80, seed in any::<u64>()) {
             max_pooling_matches_direct_loops(&(random(&[n, c, h, w], seed) + 1.0).unwrap().round().unwrap(), k, seed)?;
         }
 
