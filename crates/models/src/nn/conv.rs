@@ -873,7 +873,7 @@ impl Taps<'_> {
 /// in the channel's source plane), `zeros` the places that take padding. Copying row by
 /// row, the deep layers' rows of 4 to 8 values cost more in slicing and zero fills than in
 /// the values.
-struct CopyPlan {
+pub(crate) struct CopyPlan {
     inside: Vec<(usize, usize)>,
     zeros: Vec<usize>,
 }
@@ -884,7 +884,7 @@ impl CopyPlan {
     /// width)` rows and columns per copy, each row `span` values long (the images' rows side
     /// by side), from source planes `source_width` values wide. Copy `q` of channel `ch`, row
     /// `r` starts at `((q·channels + ch)·count + r)·span`.
-    fn new(
+    pub(crate) fn new(
         copies: usize,
         channels: usize,
         (count, width, span): (usize, usize, usize),
@@ -919,8 +919,7 @@ impl CopyPlan {
     /// Copies `src` (planes of `plane` values) into `copies` for the source planes at
     /// `from(ch, j)` of channel `ch` and image `j` of the group, zero where `mask` (as long as
     /// `src`) is not positive.
-    #[allow(clippy::too_many_arguments)]
-    fn copy(
+    pub(crate) fn copy(
         &self,
         src: &[f32],
         mask: Option<&[f32]>,

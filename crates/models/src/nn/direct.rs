@@ -28,7 +28,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::conv::{Geometry, with_buffer};
+use super::conv::{CopyPlan, Geometry, with_buffer};
 use super::norm::Act;
 
 /// Output channels per register block.
@@ -420,8 +420,30 @@ pub(crate) fn with_padded<R>(
     f: impl FnOnce(&[f32]) -> R,
 ) -> R {
     let (image, padded) = ((g.c * g.h * g.w).max(1), layout.image(g));
-    let pad = |(j, (xi, dst)): (usize, (&[f32], &mut [f32]))| {
-        pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, layout.hp), layout, dst);
+    // Input rows under 32 values go by a plan of places: row by row, the deep layers' rows
+    // of 4 to 16 values cost more in zero fills and slicing than in the values. Measured in
+    // one process, old and new alternated (32 images, 2 threads, a layer's backward pass
+    // through batch norm and ELU): 0.98–0.99× the time from 16 × 16 inputs down to 4 × 4.
+    let plan = (g.w < 32).then(|| {
+        let (s, phase) = (layout.stride.max(1), layout.phase.max(1));
+        let rows = |_, r: usize| r.checked_sub(g.top).filter(|&iy| iy < g.h);
+        // Value `col` of a row is padded column `(col mod phase)·s + col / phase`.
+        let cols = |_, col: usize| {
+            let px = col % phase * s + col / phase;
+            px.checked_sub(g.left).filter(|&ix| ix < g.w && px < layout.wp)
+        };
+        CopyPlan::new(1, g.c, (layout.hp, layout.row, layout.row), g.w, rows, cols)
+    });
+    let pad = |(j, (xi, dst)): (usize, (&[f32], &mut [f32]))| match &plan {
+        Some(plan) => plan.copy(
+            xi,
+            mask.map(|m| &m[j * image..(j + 1) * image]),
+            dst,
+            (g.c, 1),
+            (layout.hp, layout.row),
+            |ch, _| ch * g.h * g.w,
+        ),
+        None => pad_rows(g, xi, mask.map(|m| &m[j * image..]), (0, layout.hp), layout, dst),
     };
     with_buffer(&PADDED, xs.len() / image * padded, |buf| {
         if threads > 1 {
