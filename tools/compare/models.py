@@ -208,7 +208,7 @@ def main():
         theirs_rounds.append(torch_rates(args.repeats, args.only))
     ours = {k: float(np.median([r[k] for r in ours_rounds])) for k in ours_rounds[0]}
     theirs = {k: float(np.median([r[k] for r in theirs_rounds])) for k in theirs_rounds[0]}
-    print(f"PyTorch {torch.__version__} (CPU), {threads} threads; nanoml on candle 0.11 (CPU); "
+    print(f"PyTorch {torch.__version__} (CPU), {threads} threads; nanoml on candle 0.11.1 (CPU, vendor/candle-core); "
           f"medians of {args.repeats} calls, median over {args.rounds} alternating rounds; "
           f"allocator: {'glibc defaults' if args.default_malloc else 'GLIBC_TUNABLES=' + TUNABLES + ' on both sides'}")
     print(f"{'network':<18} {'pass':<8} {'nanoml img/s':>13} {'PyTorch img/s':>14} {'ratio':>7}")
