@@ -916,9 +916,10 @@ impl CopyPlan {
         CopyPlan::new(g.k * s, g.c, (hs, g.wo, m * g.wo), g.w, rows, cols)
     }
 
-    /// Copies `src` (planes of `plane` values) into `copies` for the source planes at
-    /// `from(ch, j)` of channel `ch` and image `j` of the group, zero where `mask` (as long as
-    /// `src`) is not positive.
+    /// Copies `src` into `copies` (`channels` channels of `count` rows of `images · width`
+    /// values per copy, as in [`CopyPlan::new`]) from the source plane that starts at
+    /// `from(ch, j)` for channel `ch` and image `j` of the group, zero where `mask` (as long
+    /// as `src`) is not positive.
     pub(crate) fn copy(
         &self,
         src: &[f32],

@@ -931,7 +931,7 @@ fn pad_rows(
 #[allow(unsafe_code)]
 pub(super) mod avx512 {
     use std::arch::x86_64::{
-        __m512, __mmask16, _CMP_GT_OQ, _CMP_LE_OQ, _MM_HINT_T0, _mm_prefetch, _mm512_add_epi32, _mm512_add_ps,
+        __m512, __m512i, __mmask16, _CMP_GT_OQ, _CMP_LE_OQ, _MM_HINT_T0, _mm_prefetch, _mm512_add_epi32, _mm512_add_ps,
         _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_epi32,
         _mm512_loadu_ps, _mm512_mask_blend_ps, _mm512_mask_i32gather_ps, _mm512_mask_mul_ps, _mm512_mask_storeu_ps,
         _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_mul_ps,
@@ -944,6 +944,14 @@ pub(super) mod avx512 {
     /// The first `w` of 16 lanes (all 16 from `w = 16` on).
     pub(in super::super) fn mask(w: usize) -> __mmask16 {
         if w >= 16 { 0xFFFF } else { ((1u32 << w) - 1) as u16 }
+    }
+
+    /// Lane `k` holds `f(k)`: the indices of a permutation.
+    #[target_feature(enable = "avx512f")]
+    pub(in super::super) fn lanes(f: fn(i32) -> i32) -> __m512i {
+        let at: [i32; 16] = std::array::from_fn(|k| f(k as i32));
+        // SAFETY: 16 values from an array of 16.
+        unsafe { _mm512_loadu_epi32(at.as_ptr()) }
     }
 
     /// Output rows `oy0..oy1` of every channel, their taps `step` values apart in `xpad`
@@ -1182,12 +1190,7 @@ pub(super) mod avx512 {
     /// least `⌈len / 2⌉` values, `odd` `⌊len / 2⌋`), 32 values of `src` at a time.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
-        // SAFETY (both loads): 16 values from an array of 16.
-        let picks = |first: i32| {
-            let at: [i32; 16] = std::array::from_fn(|k| first + 2 * k as i32);
-            unsafe { _mm512_loadu_epi32(at.as_ptr()) }
-        };
-        let (pe, po) = (picks(0), picks(1));
+        let (pe, po) = (lanes(|k| 2 * k), lanes(|k| 2 * k + 1));
         let mut j = 0;
         while 2 * j + 32 <= src.len() {
             // SAFETY: values `2j..2j + 32` lie in `src`, and `j..j + 16` in both halves.

@@ -388,14 +388,13 @@ fn prelu_grad_plane_portable(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) 
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
-        _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _CMP_EQ_OQ, _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
+        _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps, _mm512_permutex2var_ps, _mm512_reduce_add_ps, _mm512_set1_ps,
+        _mm512_setzero_ps,
     };
-
-    use std::arch::x86_64::{_CMP_EQ_OQ, _mm512_loadu_epi32, _mm512_maskz_mov_ps, _mm512_permutex2var_ps};
     use std::mem::MaybeUninit;
 
-    use super::super::direct::avx512::mask;
+    use super::super::direct::avx512::{lanes, mask};
 
     /// One row pair of [`super::max_pool_2x2_grad`], 16 windows at a time (the last
     /// masked): input rows `x`, the windows' maxima and gradients `(y, g)`, the gradient rows
@@ -410,15 +409,10 @@ mod avx512 {
         (y, g): (&[f32], &[f32]),
         (d0, d1): (&mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
     ) {
-        // SAFETY (all four loads): 16 values from an array of 16.
-        let index = |f: fn(i32) -> i32| {
-            let at: [i32; 16] = std::array::from_fn(|k| f(k as i32));
-            unsafe { _mm512_loadu_epi32(at.as_ptr()) }
-        };
         // Even and odd values of 32 (two vectors); and back: the first and last 16 of two
         // vectors interleaved.
-        let (even, odd) = (index(|k| 2 * k), index(|k| 2 * k + 1));
-        let (low, high) = (index(|k| (k / 2) + 16 * (k % 2)), index(|k| 8 + (k / 2) + 16 * (k % 2)));
+        let (even, odd) = (lanes(|k| 2 * k), lanes(|k| 2 * k + 1));
+        let (low, high) = (lanes(|k| (k / 2) + 16 * (k % 2)), lanes(|k| 8 + (k / 2) + 16 * (k % 2)));
         for i in (0..y.len()).step_by(16) {
             // Windows `i..i + n`: `n` maxima and gradients, `2n` values in each row.
             let n = (y.len() - i).min(16);
