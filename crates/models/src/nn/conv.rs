@@ -1643,8 +1643,7 @@ impl CustomOp3 for ConvWeightGrad {
             if blocks && size > partial_sum_max() {
                 // All images at once, the blocks of 32 output channels spread over the
                 // threads: no partial sum per thread (19 MiB each for a 512 → 1024 layer).
-                let mut dw = zeroed(total);
-                direct::weight_gradient_lanes(g, x, dy, y, self.relu, &mut dw, threads);
+                let dw = direct::weight_gradient_lanes_written(g, x, dy, y, self.relu, self.bias, threads);
                 return Ok((CpuStorage::F32(dw), shape));
             }
             // Groups of images (several when they have few pixels), one partial sum per
@@ -1939,18 +1938,19 @@ pub(crate) mod tests {
         /// width: one block of 32 channels or several, with images split over the threads
         /// or (`spread`, otherwise only for large gradients) blocks split over them, partial
         /// blocks, several passes of 256 pixels (starting anywhere in an image), taps padded
-        /// to whole blocks of 9 (5 × 5 kernels), and for 3 × 3 kernels the taps that read
-        /// padding skipped at edges (`edges`: at any share of them). All equal direct loops.
+        /// to whole blocks of 9 (5 × 5 kernels), and 3 × 3 kernels reading the input in place
+        /// (the taps of edge pixels that fall in the padding left out) or (`padded`) from a
+        /// padded copy. All equal direct loops.
         #[test]
         fn many_channels_equal_direct_loops(
             n in 1usize..4, c in 4usize..9, o in 32usize..100, k in prop::sample::select(vec![3usize, 5]),
             stride in 1usize..4, h in 5usize..14, w in 5usize..40, same in any::<bool>(), relu in any::<bool>(),
-            spread in any::<bool>(), seed in any::<u64>(), edges in any::<bool>(),
+            spread in any::<bool>(), seed in any::<u64>(), padded in any::<bool>(),
         ) {
             SPREAD_BLOCKS.store(spread, Ordering::Relaxed);
-            direct::EVERY_EDGE.store(edges, Ordering::Relaxed);
+            direct::PADDED_LANES.store(padded, Ordering::Relaxed);
             direct_loops_agree((n, c, o, k, stride, h, w, same), relu, seed)?;
-            direct::EVERY_EDGE.store(false, Ordering::Relaxed);
+            direct::PADDED_LANES.store(false, Ordering::Relaxed);
             SPREAD_BLOCKS.store(false, Ordering::Relaxed);
         }
 

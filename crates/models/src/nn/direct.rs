@@ -626,13 +626,9 @@ pub(crate) fn suits_lanes(g: &Geometry) -> bool {
 
 /// For 3 × 3 kernels, the taps of each output pixel of an image (row-major) that read
 /// inside the image, as [`EDGE_TAPS`]' index: all nine, or without the first or last
-/// kernel row, column or both where the pixel is at an edge (other cases, only in images
-/// under 3 pixels, count as all nine: their other taps read zeros of the padding). `None`
-/// for other kernels, whose blocks of 9 taps are not one channel's, and where less than a
-/// quarter of the products read padding. Measured in one process, old and new alternated
-/// (32 images, 2 threads, a layer's backward pass through batch norm and ELU): 512 → 1024
-/// channels at 4 × 4 (31 % padding) 0.89–0.92× the time; at 8 × 8 (16 %) 0.97–1.02×, at
-/// 16 × 16 and more 1.00–1.05×.
+/// kernel row, column or both where the pixel is at an edge. `None` for other kernels
+/// (whose blocks of 9 taps are not one channel's) and where some pixel has taps outside
+/// the image that no class leaves out (images under 3 pixels, padding over 1).
 fn edge_classes(g: &Geometry) -> Option<Vec<u8>> {
     if g.k != 3 {
         return None;
@@ -641,27 +637,22 @@ fn edge_classes(g: &Geometry) -> Option<Vec<u8>> {
     let class = |o: usize, pad: usize, size: usize| {
         let inside = |k: usize| (o * g.stride + k).checked_sub(pad).is_some_and(|i| i < size);
         match (inside(0), inside(1), inside(2)) {
-            (false, true, true) => 1u8,
-            (true, true, false) => 2,
-            _ => 0,
+            (true, true, true) => Some(0u8),
+            (false, true, true) => Some(1),
+            (true, true, false) => Some(2),
+            _ => None,
         }
     };
-    let rows: Vec<u8> = (0..g.ho).map(|oy| class(oy, g.top, g.h)).collect();
-    let cols: Vec<u8> = (0..g.wo).map(|ox| class(ox, g.left, g.w)).collect();
-    let classes: Vec<u8> = rows.iter().flat_map(|&r| cols.iter().map(move |&c| r * 3 + c)).collect();
-    // Worth a branch per pixel only where a quarter of the products or more read padding.
-    let skipped: u32 = classes.iter().map(|&c| 9 - EDGE_TAPS[usize::from(c)].count_ones()).sum();
-    #[cfg(test)]
-    if EVERY_EDGE.load(std::sync::atomic::Ordering::Relaxed) {
-        return Some(classes);
-    }
-    (4 * skipped as usize >= 9 * classes.len()).then_some(classes)
+    let rows: Option<Vec<u8>> = (0..g.ho).map(|oy| class(oy, g.top, g.h)).collect();
+    let cols: Option<Vec<u8>> = (0..g.wo).map(|ox| class(ox, g.left, g.w)).collect();
+    let (rows, cols) = (rows?, cols?);
+    Some(rows.iter().flat_map(|&r| cols.iter().map(move |&c| r * 3 + c)).collect())
 }
 
-/// Tests skip the padded taps of [`edge_classes`] at any share of them, so that every
-/// class is tested; every setting must give the same results.
+/// Tests give 3 × 3 kernels a padded copy of the input too, as other kernels have, so
+/// that both ways are tested; every setting must give the same results.
 #[cfg(test)]
-pub(crate) static EVERY_EDGE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+pub(crate) static PADDED_LANES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The taps (bit `3·ky + kx`) of each [`edge_classes`] class: kernel rows `× 3` plus
 /// kernel columns.
@@ -704,7 +695,7 @@ thread_local! {
 /// The lanes hold output channels, not pixels: the gradient is first transposed to one row
 /// of 32 output channels per pixel (blocks of 32 channels one after the other), and a
 /// register block of 32 channels × 9 taps then adds, for every pixel, its two gradient
-/// vectors times the 9 input values at the taps, each broadcast from the padded image. The
+/// vectors times the 9 input values at the taps, each broadcast from the image. The
 /// sums end in the lanes of the channel they belong to, so there is no horizontal
 /// reduction, and the broadcasts never straddle a cache line as unaligned vector loads of
 /// the input do. The output width does not matter (narrow deep layers take it too), nor
@@ -720,15 +711,88 @@ pub(crate) fn weight_gradient_lanes(
     dw: &mut [f32],
     threads: usize,
 ) {
+    // SAFETY: `[f32]` and `[MaybeUninit<f32>]` have the same layout, and `lanes_into`
+    // writes only initialised values into it.
+    #[allow(unsafe_code)]
+    let dw = unsafe { &mut *(dw as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    lanes_into(g, xs, dys, ys, relu, dw, true, threads);
+}
+
+/// [`weight_gradient_lanes`] of all the images at once into a new buffer of `o · c·k·k`
+/// values (and the `o` of the bias gradient after them with `bias`), written rather than
+/// added: no zeroed buffer to add into, up to 19 MiB for a 512 → 1024 layer. Measured
+/// inside squeeze_bn_elu's training step (2 threads), zeroing took 3.0 ms per step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn weight_gradient_lanes_written(
+    g: &Geometry,
+    xs: &[f32],
+    dys: &[f32],
+    ys: &[f32],
+    relu: bool,
+    bias: bool,
+    threads: usize,
+) -> Vec<f32> {
+    let len = g.o * g.rows() + if bias { g.o } else { 0 };
+    let write = |dw: &mut [MaybeUninit<f32>]| lanes_into(g, xs, dys, ys, relu, dw, false, threads);
+    // SAFETY: without adding, `lanes_into` writes every value of the weight gradient (each
+    // block of output channels all its rows and taps) and of the bias gradient.
+    #[allow(unsafe_code)]
+    unsafe {
+        super::planes::written(len, write)
+    }
+}
+
+/// [`weight_gradient_lanes`] into `dw`, adding to its values (initialised) if `add`, else
+/// writing every one.
+#[allow(clippy::too_many_arguments)]
+fn lanes_into(
+    g: &Geometry,
+    xs: &[f32],
+    dys: &[f32],
+    ys: &[f32],
+    relu: bool,
+    dw: &mut [MaybeUninit<f32>],
+    add: bool,
+    threads: usize,
+) {
+    // `v`, plus the value at `d` if adding.
+    let put = |d: &mut MaybeUninit<f32>, v: f32| {
+        // SAFETY: when adding, the caller's values are initialised.
+        #[allow(unsafe_code)]
+        d.write(if add { (unsafe { d.assume_init() }) + v } else { v });
+    };
     let layout = Layout::new(g, Layout::rows_for(g, g.ho));
     let (pixels, taps, padded) = (g.ho * g.wo, g.rows(), layout.image(g));
     let images = dys.len() / (g.o * pixels).max(1);
     let count = images * pixels;
-    let offsets = block_offsets(g, &layout, LANE_TAPS);
-    let origins: Vec<usize> = (0..images)
-        .flat_map(|i| (0..g.ho).flat_map(move |oy| (0..g.wo).map(move |ox| i * padded + layout.pixel(oy, ox))))
-        .collect();
-    let edges = edge_classes(g);
+    #[cfg(test)]
+    let classes = edge_classes(g).filter(|_| !PADDED_LANES.load(std::sync::atomic::Ordering::Relaxed));
+    #[cfg(not(test))]
+    let classes = edge_classes(g);
+    // 3 × 3 kernels read the input where it lies, at each pixel only the taps that its
+    // edge class keeps; others read a padded copy. Origins are counted from padded row and
+    // column 0: a pixel at the image's top or left edge has its origin before the image (a
+    // wrapped `usize`, to which the kernel adds a tap's offset first). Measured in one
+    // process against the padded copy, old and new alternated (32 images, 2 threads, a
+    // layer's backward pass through batch norm and ELU): 0.93–0.97× the time on the
+    // SqueezeNet-like network's layers from 32 → 32 channels at 64 × 64 down to 512 → 512
+    // at stride 2 from 8 × 8; level (0.99–1.00×) at 64 → 128 on 32 × 32, and at 512 → 1024
+    // on 4 × 4, where the padded copy had skipped the padded taps already.
+    let in_place = classes.is_some();
+    let (offsets, origins): (Vec<usize>, Vec<usize>) = if in_place {
+        let (image, corner) = (g.c * g.h * g.w, g.top * g.w + g.left);
+        let offsets = (0..taps).map(|t| g.tap(t)).map(|(c, ky, kx)| (c * g.h + ky) * g.w + kx).collect();
+        let origin = |i: usize, p: usize| (i * image + (p / g.wo * g.w + p % g.wo) * g.stride).wrapping_sub(corner);
+        (offsets, (0..images).flat_map(|i| (0..pixels).map(move |p| origin(i, p))).collect())
+    } else {
+        let origin = |i: usize, p: usize| i * padded + layout.pixel(p / g.wo, p % g.wo);
+        (
+            block_offsets(g, &layout, LANE_TAPS),
+            (0..images).flat_map(|i| (0..pixels).map(move |p| origin(i, p))).collect(),
+        )
+    };
+    // A branch per pixel only where some pixel's taps read padding.
+    let edges = classes.filter(|classes| classes.iter().any(|&c| c != 0));
     let blocks = lane_blocks(g);
     let per_task = blocks.div_ceil(threads.max(1));
     let block_len = count * LANE_ROWS;
@@ -772,12 +836,12 @@ pub(crate) fn weight_gradient_lanes(
         };
         if dw.len() >= g.o * taps + g.o {
             for (db, s) in dw[g.o * taps..].iter_mut().zip(sums.iter().flatten()) {
-                *db += *s as f32;
+                put(db, *s as f32);
             }
         }
         let lanes = &lanes[..];
         let xs = &xs[..images * g.c * g.h * g.w];
-        with_padded(g, xs, None, &layout, threads, |xpad| {
+        let mut passes = |xpad: &[f32]| {
             // A task's blocks of output channels `b0..b1` (its rows of `dw`), per pass over
             // a range of pixels. Where the blocks are spread over the threads (the whole
             // batch at once), per channel block every tap block in turn, so that the
@@ -790,7 +854,7 @@ pub(crate) fn weight_gradient_lanes(
             // blocks) per tap block every channel block in turn, so that the input values
             // are read from L1 for all of them: the other order there made the small
             // screening classifier's training step 0.5–4 % slower in 5 of 6 runs.
-            let task = |(t, dw): (usize, &mut [f32])| {
+            let task = |(t, dw): (usize, &mut [MaybeUninit<f32>])| {
                 let b0 = t * per_task;
                 let nb = dw.len().div_ceil(LANE_ROWS * taps.max(1));
                 with_buffer(&LANE_SUMS, nb * offsets.len() * LANE_ROWS, |acc| {
@@ -811,8 +875,10 @@ pub(crate) fn weight_gradient_lanes(
                             #[cfg(target_arch = "x86_64")]
                             // SAFETY: AVX-512F is present (`suits_lanes`); `lanes` holds a
                             // row of 32 values for each of the pixels `q0..q1`; every origin
-                            // plus a tap offset lies in `xpad` (each pixel's taps stay inside
-                            // its image's padded rows); `acc` holds 9 × 32 sums.
+                            // plus the offset of a tap that the pixel reads lies in `xpad`:
+                            // in the padded copy each pixel's taps stay inside its image's
+                            // padded rows, and in place `edges` keeps only taps inside the
+                            // image (`edge_classes`); `acc` holds 9 × 32 sums.
                             #[allow(unsafe_code)]
                             unsafe {
                                 avx512::weight_lanes(
@@ -838,7 +904,7 @@ pub(crate) fn weight_gradient_lanes(
                                 for (d, sums) in
                                     row[t0..t1].iter_mut().zip(acc[t0 * LANE_ROWS..].chunks_exact(LANE_ROWS))
                                 {
-                                    *d += sums[r];
+                                    put(d, sums[r]);
                                 }
                             }
                         }
@@ -851,7 +917,8 @@ pub(crate) fn weight_gradient_lanes(
             } else {
                 dw.chunks_mut(per_task * LANE_ROWS * taps).enumerate().for_each(task);
             }
-        })
+        };
+        if in_place { passes(xs) } else { with_padded(g, xs, None, &layout, threads, passes) }
     })
 }
 
@@ -1056,7 +1123,10 @@ pub(super) mod avx512 {
 
     /// Adds into `acc` (9 taps × 32 output channels), or stores there if `first`, the sums
     /// over the pixels `q` of `lanes[q]` (32 output channels' gradients, rows 32 apart)
-    /// times the input at `origins[q]` plus each tap's offset in `off` (9 of them).
+    /// times the input at `origins[q]` plus each tap's offset in `off` (9 of them; the sum
+    /// wraps, see [`weight_gradient_lanes`](super::weight_gradient_lanes)); with `edges`
+    /// (the classes of an image's pixels and the class index of the first pixel), only the
+    /// taps of each pixel's class ([`EDGE_TAPS`](super::EDGE_TAPS)).
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn weight_lanes(
@@ -1079,10 +1149,10 @@ pub(super) mod avx512 {
                 unsafe {
                     let gq = g.add($q * LANE_ROWS);
                     let (g0, g1) = (_mm512_loadu_ps(gq), _mm512_loadu_ps(gq.add(16)));
-                    let xq = x.add($origin);
+                    let origin: usize = $origin;
                     for (t, &o) in off.iter().enumerate() {
                         if $mask & (1u16 << t) != 0 {
-                            let v = _mm512_set1_ps(*xq.add(o));
+                            let v = _mm512_set1_ps(*x.add(origin.wrapping_add(o)));
                             sums[0][t] = _mm512_fmadd_ps(g0, v, sums[0][t]);
                             sums[1][t] = _mm512_fmadd_ps(g1, v, sums[1][t]);
                         }
