@@ -822,13 +822,28 @@ fn suits_taps(g: &Geometry) -> bool {
     g.k > 1 && g.c >= 64
 }
 
-/// The kernels `[o, c, taps]` as `taps` matrices `[o, c]`, for [`forward_taps`].
+/// The kernels `[o, c, taps]` as `taps` matrices `[o, c]`, for [`forward_taps`]. 3 × 3
+/// kernels go 16 input channels at a time by AVX-512 gathers where the CPU has them:
+/// measured inside squeeze_bn_elu's inference (2 threads, the four layers that reorder),
+/// 1.7 ms per pass against 2.2 ms one value at a time; the reorder is bound by memory.
 fn tap_major(weight: &[f32], o: usize, c: usize, taps: usize) -> Vec<f32> {
     let write = |out: &mut [MaybeUninit<f32>]| {
         // Per tap a plane of `o · c`; each output channel writes its row of every plane.
         let planes: Vec<_> = out.chunks_mut((o * c).max(1)).map(|p| p.as_mut_ptr() as usize).collect();
+        let vector = taps == 9 && direct::available();
         (0..o).into_par_iter().for_each(|oi| {
             let kernels = &weight[oi * c * taps..(oi + 1) * c * taps];
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                let rows = std::array::from_fn(|t| (planes[t] as *mut f32).wrapping_add(oi * c));
+                // SAFETY: AVX-512F is present; row `oi` of each of the 9 planes (`c` values)
+                // is written by this task only.
+                #[allow(unsafe_code)]
+                unsafe {
+                    direct::avx512::tap_rows(kernels, rows)
+                };
+                return;
+            }
             for (t, &plane) in planes.iter().enumerate() {
                 // SAFETY: row `oi` of plane `t` (`c` values) is written by this task only.
                 #[allow(unsafe_code)]
@@ -1984,6 +1999,21 @@ pub(crate) mod tests {
             direct::BAND_ROWS.store(band, Ordering::Relaxed);
             direct_loops_agree((n, c, o, k, 1, h, w, same), relu, seed)?;
             direct::BAND_ROWS.store(0, Ordering::Relaxed);
+        }
+    }
+
+    proptest! {
+        /// [`super::tap_major`] puts tap `t` of kernel `(oi, ci)` at `(t, oi, ci)`, for 3 × 3
+        /// kernels (AVX-512 gathers of 16 input channels, the tail masked) and others.
+        #[test]
+        fn tap_major_orders_kernels_by_tap(
+            o in 1usize..5, c in 1usize..70, taps in prop::sample::select(vec![1usize, 4, 9, 25]),
+        ) {
+            let weight: Vec<f32> = (0..o * c * taps).map(|i| i as f32).collect();
+            let planes = super::tap_major(&weight, o, c, taps);
+            for (t, oi, ci) in itertools_product(taps, o, c, 1).map(|(t, oi, ci, _)| (t, oi, ci)) {
+                prop_assert_eq!(planes[(t * o + oi) * c + ci], weight[(oi * c + ci) * taps + t]);
+            }
         }
     }
 

@@ -1294,6 +1294,27 @@ pub(super) mod avx512 {
         }
     }
 
+    /// `rows[t][ci] = kernels[ci · 9 + t]` for the `kernels.len() / 9` kernels of 3 × 3
+    /// taps (one output channel's): the kernels in tap order, 16 at a time (the tail masked).
+    #[target_feature(enable = "avx512f")]
+    pub(in super::super) unsafe fn tap_rows(kernels: &[f32], rows: [*mut f32; 9]) {
+        let c = kernels.len() / 9;
+        let nine = lanes(|k| 9 * k);
+        for c0 in (0..c).step_by(16) {
+            let m = mask(c - c0);
+            for (t, &row) in rows.iter().enumerate() {
+                // SAFETY: lane `k` reads tap `t` of kernel `c0 + k` (below `c`), and writes
+                // value `c0 + k` of `rows[t]`, which the caller makes `c` long; masked lanes
+                // are neither read nor written.
+                unsafe {
+                    let idx = _mm512_add_epi32(nine, _mm512_set1_epi32(t as i32));
+                    let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), m, idx, kernels.as_ptr().add(c0 * 9));
+                    _mm512_mask_storeu_ps(row.add(c0), m, v);
+                }
+            }
+        }
+    }
+
     type Args<'a> = (
         *const f32,
         *const f32,
