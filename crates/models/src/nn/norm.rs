@@ -165,26 +165,6 @@ fn geometry(shape: &Shape, gamma: &[f32], beta: &[f32]) -> candle_core::Result<(
     Ok((n * c, c, h * w))
 }
 
-/// Shifted sums `(Σ (p − s), Σ (p − s)²)` of one plane, `p = prelu(x)` with slope `a` (1:
-/// `x` itself), in 16 f32 lanes, added in f64.
-#[inline(always)]
-fn shifted_sums(x: &[f32], shift: f32, a: f32) -> (f64, f64) {
-    let (mut s1, mut s2) = ([0f32; GRAD_LANES], [0f32; GRAD_LANES]);
-    let mut step = |j: usize, v: f32| {
-        let d = planes::prelu_factor(v, a) * v - shift;
-        s1[j] += d;
-        s2[j] += d * d;
-    };
-    // Exact chunks, so that the loop vectorises; the remainder goes to lane 0.
-    let chunks = x.chunks_exact(GRAD_LANES);
-    let rest = chunks.remainder();
-    for chunk in chunks {
-        chunk.iter().enumerate().for_each(|(j, &v)| step(j, v));
-    }
-    rest.iter().for_each(|&v| step(0, v));
-    (s1.iter().map(|&v| f64::from(v)).sum(), s2.iter().map(|&v| f64::from(v)).sum())
-}
-
 /// The batch statistics of `prelu(x)` (`x` itself without `slope`): per plane, sums
 /// shifted by the channel's first value (which keeps the variance accurate when the mean
 /// is large), combined per channel in f64.
@@ -203,12 +183,7 @@ fn batch_stats(
     let sums: Vec<(f64, f64)> = x
         .par_chunks(plane)
         .enumerate()
-        .map(|(p, v)| {
-            wide(
-                #[inline(always)]
-                || shifted_sums(v, shift[p % c], slope_of(slope, p % c)),
-            )
-        })
+        .map(|(p, v)| planes::shifted_sums(v, shift[p % c], slope_of(slope, p % c)))
         .collect();
     let (sum1, sum2) = (ch_sums(&sums, planes / c, c, |s| s.0), ch_sums(&sums, planes / c, c, |s| s.1));
     let mut stats = Stats::default();

@@ -348,6 +348,44 @@ fn prelu_grad_plane(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) -> f64 {
     prelu_grad_plane_portable(x, dy, dx, slope)
 }
 
+/// Shifted sums `(Σ (p − s), Σ (p − s)²)` of one plane (batch norm's statistics), `p =
+/// prelu(x)` with slope `slope` (1: `x` itself), in 16 f32 lanes, added in f64. The
+/// portable loop, left to the compiler, came out scalar inside the AVX-512 wrapper of the
+/// other batch-norm loops: measured inside squeeze_bn_elu's training step (2 threads), the
+/// statistics of 32 images of 128 planes of 32 × 32 took 2.0 ms that way and 0.42 ms with
+/// this kernel, those of the whole network 10.1 and 2.8 ms.
+pub(crate) fn shifted_sums(x: &[f32], shift: f32, slope: f32) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if super::direct::available() {
+        // SAFETY: AVX-512F is present.
+        #[allow(unsafe_code)]
+        return unsafe { avx512::shifted_sums(x, shift, slope) };
+    }
+    shifted_sums_portable(x, shift, slope)
+}
+
+/// [`shifted_sums`] without vector instructions.
+fn shifted_sums_portable(x: &[f32], shift: f32, slope: f32) -> (f64, f64) {
+    let (mut s1, mut s2) = ([0f32; 16], [0f32; 16]);
+    let d = |v: f32| prelu_factor(v, slope) * v - shift;
+    // Exact chunks, so that the loop vectorises; the remainder goes to lane 0.
+    let mut chunks = x.chunks_exact(16);
+    for chunk in chunks.by_ref() {
+        for (j, &v) in chunk.iter().enumerate() {
+            let v = d(v);
+            s1[j] += v;
+            s2[j] += v * v;
+        }
+    }
+    for &v in chunks.remainder() {
+        let v = d(v);
+        s1[0] += v;
+        s2[0] += v * v;
+    }
+    let total = |l: [f32; 16]| l.iter().map(|&v| f64::from(v)).sum();
+    (total(s1), total(s2))
+}
+
 /// All bits set where `x ≤ 0`, none elsewhere (NaN included): a mask that selects without
 /// a branch.
 #[inline]
@@ -388,9 +426,9 @@ fn prelu_grad_plane_portable(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) 
 #[allow(unsafe_code)]
 mod avx512 {
     use std::arch::x86_64::{
-        _CMP_EQ_OQ, _CMP_LE_OQ, _mm512_cmp_ps_mask, _mm512_mask_mul_ps, _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps,
-        _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps, _mm512_permutex2var_ps, _mm512_reduce_add_ps, _mm512_set1_ps,
-        _mm512_setzero_ps,
+        __m512, _CMP_EQ_OQ, _CMP_LE_OQ, _mm512_add_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_mask_mul_ps,
+        _mm512_mask_storeu_ps, _mm512_mask3_fmadd_ps, _mm512_maskz_loadu_ps, _mm512_maskz_mov_ps, _mm512_maskz_sub_ps,
+        _mm512_permutex2var_ps, _mm512_reduce_add_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
     use std::mem::MaybeUninit;
 
@@ -445,6 +483,31 @@ mod avx512 {
                 store(d1, v2, v3);
             }
         }
+    }
+
+    /// [`super::shifted_sums`], 16 lanes at a time (the last masked).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn shifted_sums(x: &[f32], shift: f32, slope: f32) -> (f64, f64) {
+        let (a, s, zero) = (_mm512_set1_ps(slope), _mm512_set1_ps(shift), _mm512_setzero_ps());
+        let (mut s1, mut s2) = (zero, zero);
+        for i in (0..x.len()).step_by(16) {
+            let m = mask(x.len() - i);
+            // SAFETY: lanes beyond the plane are masked off, not read (and add zeros).
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+                let below = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(v, zero);
+                let d = _mm512_maskz_sub_ps(m, _mm512_mask_mul_ps(v, below, v, a), s);
+                s1 = _mm512_add_ps(s1, d);
+                s2 = _mm512_fmadd_ps(d, d, s2);
+            }
+        }
+        let total = |v: __m512| -> f64 {
+            let mut l = [0f32; 16];
+            // SAFETY: 16 values.
+            unsafe { _mm512_storeu_ps(l.as_mut_ptr(), v) };
+            l.iter().map(|&v| f64::from(v)).sum()
+        };
+        (total(s1), total(s2))
     }
 
     /// [`super::prelu_plane`], 16 lanes at a time.
@@ -888,6 +951,31 @@ mod tests {
                 close || (da.is_nan() && da_ref.is_nan()) || da == da_ref,
                 "slope gradient, n = {n}: {da} vs {da_ref}"
             );
+        }
+    }
+
+    #[test]
+    fn shifted_sums_agree_with_and_without_vector_instructions() {
+        // Every tail length, with and without PReLU, against f64 sums; NaN and infinities
+        // give NaN or infinite sums either way.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for n in 0..70 {
+            let x: Vec<f32> = (0..n).map(|_| rng.uniform_f32() * 4.0 - 1.5).collect();
+            for slope in [1.0, 0.2] {
+                let exact = x.iter().map(|&v| f64::from(if v <= 0.0 { slope * v } else { v }) - 0.25);
+                let (e1, e2) = (exact.clone().sum::<f64>(), exact.map(|d| d * d).sum::<f64>());
+                for (s1, s2) in [shifted_sums(&x, 0.25, slope), shifted_sums_portable(&x, 0.25, slope)] {
+                    assert!((s1 - e1).abs() <= 1e-5 * (1.0 + e1.abs()), "n = {n}: {s1} vs {e1}");
+                    assert!((s2 - e2).abs() <= 1e-5 * (1.0 + e2.abs()), "n = {n}: {s2} vs {e2}");
+                }
+            }
+            for special in [f32::NAN, f32::INFINITY] {
+                let mut y = x.clone();
+                y.push(special);
+                let (s1, s2) = shifted_sums(&y, 0.25, 0.2);
+                let (r1, r2) = shifted_sums_portable(&y, 0.25, 0.2);
+                assert_eq!((s1.is_nan(), s2.is_nan()), (r1.is_nan(), r2.is_nan()), "n = {n}, {special}");
+            }
         }
     }
 
