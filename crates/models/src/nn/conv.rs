@@ -891,6 +891,9 @@ impl Taps<'_> {
 pub(crate) struct CopyPlan {
     inside: Vec<(usize, usize)>,
     zeros: Vec<usize>,
+    /// One more than the largest place in the copies and in the source plane (0 without
+    /// any).
+    ends: (usize, usize),
 }
 
 impl CopyPlan {
@@ -919,7 +922,9 @@ impl CopyPlan {
                 }
             }
         }
-        CopyPlan { inside, zeros }
+        let copies_end = inside.iter().map(|&(d, _)| d).chain(zeros.iter().copied()).max().map_or(0, |d| d + 1);
+        let source_end = inside.iter().map(|&(_, v)| v + 1).max().unwrap_or(0);
+        CopyPlan { inside, zeros, ends: (copies_end, source_end) }
     }
 
     /// The copies of [`forward_taps`] for `g`, groups of `m` images: `(kx, p)` for each
@@ -945,18 +950,31 @@ impl CopyPlan {
         from: impl Fn(usize, usize) -> usize,
     ) {
         let span = images * width;
+        let (copies_end, source_end) = self.ends;
         for ch in 0..channels {
             for j in 0..images {
                 let (d0, s0) = (ch * count * span + j * width, from(ch, j));
-                let dst = &mut copies[d0..];
-                match mask {
-                    None => self.inside.iter().for_each(|&(d, v)| dst[d] = src[s0 + v]),
-                    Some(mask) => self.inside.iter().for_each(|&(d, v)| {
-                        let at = s0 + v;
-                        dst[d] = if mask[at] > 0.0 { src[at] } else { 0.0 };
-                    }),
+                // The block's copies and source plane as far as the plan reaches (a plan
+                // that does not fit panics here, as indexing would).
+                let dst = &mut copies[d0..d0 + copies_end];
+                let (src, mask) = (&src[s0..s0 + source_end], mask.map(|m| &m[s0..s0 + source_end]));
+                // SAFETY: every place of the plan lies below `ends`, so inside `dst`, `src`
+                // and `mask`. Checked indexing took 1.5 times as long (the forward copies of
+                // squeeze_bn_elu's four deep layers, 2 threads: 4.5 against 3.0 ms of thread
+                // time per pass; AVX-512 gathers per copy row, 4.5 ms, gained nothing).
+                #[allow(unsafe_code)]
+                unsafe {
+                    match mask {
+                        None => {
+                            self.inside.iter().for_each(|&(d, v)| *dst.get_unchecked_mut(d) = *src.get_unchecked(v))
+                        }
+                        Some(mask) => self.inside.iter().for_each(|&(d, v)| {
+                            let keep = *mask.get_unchecked(v) > 0.0;
+                            *dst.get_unchecked_mut(d) = if keep { *src.get_unchecked(v) } else { 0.0 };
+                        }),
+                    }
+                    self.zeros.iter().for_each(|&d| *dst.get_unchecked_mut(d) = 0.0);
                 }
-                self.zeros.iter().for_each(|&d| dst[d] = 0.0);
             }
         }
     }
