@@ -500,11 +500,6 @@ impl candle_core::CustomOp2 for ConvNormGrad {
 /// vectorise.
 const GRAD_LANES: usize = 16;
 
-/// The sum of the lanes in f64.
-fn lanes_total(l: &[f32; GRAD_LANES]) -> f64 {
-    l.iter().map(|&v| f64::from(v)).sum()
-}
-
 /// One plane's `(Σ g, Σ g p̂)` of [`ConvNormGrad`], with `g = dy · d(y)`, `p = prelu(z)`
 /// (slope `a`) and `p̂ = (p − m) · inv`.
 #[inline(always)]
@@ -524,7 +519,7 @@ fn grad_sums(z: &[f32], y: &[f32], dy: &[f32], d: impl Fn(f32) -> f32, a: f32, m
         sg[0] += g;
         sgp[0] += g * ((planes::prelu_factor(z, a) * z - m) * inv);
     }
-    (lanes_total(&sg), lanes_total(&sgp))
+    (planes::lanes_total(&sg), planes::lanes_total(&sgp))
 }
 
 /// One plane's `dz` of [`ConvNormGrad`], written, and its `(Σ dz, Σ dp · z over z ≤ 0)`,
@@ -571,7 +566,7 @@ fn grad_write(
         sdz[0] += g;
         sslope[0] += s;
     }
-    (lanes_total(&sdz), lanes_total(&sslope))
+    (planes::lanes_total(&sdz), planes::lanes_total(&sslope))
 }
 
 /// Per channel, the sum over the `n` images of `part` of each plane's sums.

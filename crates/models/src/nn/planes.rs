@@ -382,8 +382,12 @@ fn shifted_sums_portable(x: &[f32], shift: f32, slope: f32) -> (f64, f64) {
         s1[0] += v;
         s2[0] += v * v;
     }
-    let total = |l: [f32; 16]| l.iter().map(|&v| f64::from(v)).sum();
-    (total(s1), total(s2))
+    (lanes_total(&s1), lanes_total(&s2))
+}
+
+/// The sum of 16 f32 partial sums, in f64.
+pub(crate) fn lanes_total(lanes: &[f32; 16]) -> f64 {
+    lanes.iter().map(|&l| f64::from(l)).sum()
 }
 
 /// All bits set where `x ≤ 0`, none elsewhere (NaN included): a mask that selects without
@@ -419,7 +423,7 @@ fn prelu_grad_plane_portable(x: &[f32], dy: &[f32], dx: &mut [f32], slope: f32) 
     for ((dx, &x), &dy) in dx_rest.iter_mut().zip(x_rest).zip(dy_rest) {
         step(dx, x, dy, &mut lanes[0]);
     }
-    lanes.iter().map(|&l| f64::from(l)).sum()
+    lanes_total(&lanes)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -505,7 +509,7 @@ mod avx512 {
             let mut l = [0f32; 16];
             // SAFETY: 16 values.
             unsafe { _mm512_storeu_ps(l.as_mut_ptr(), v) };
-            l.iter().map(|&v| f64::from(v)).sum()
+            super::lanes_total(&l)
         };
         (total(s1), total(s2))
     }
@@ -858,7 +862,7 @@ pub(crate) fn lane_sum(x: &[f32], mask: Option<&[f32]>) -> f64 {
             lanes.iter_mut().zip(xc.remainder().iter().zip(mc.remainder())).for_each(|(l, (&v, &m))| *l += keep(v, m));
         }
     }
-    lanes.iter().map(|&l| f64::from(l)).sum()
+    lanes_total(&lanes)
 }
 
 /// Per-channel sums of `x` (shape `shape`, NCHW) where `mask` (if any) is positive,
